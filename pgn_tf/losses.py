@@ -1,0 +1,68 @@
+"""GAN losses on (normalized) critic outputs: hinge, bce (non-saturating) and wasserstein.
+
+Each loss is a `GANLoss(critic, generator)` of pure functions, as the official
+`losses.py` defines them:
+
+    critic(pred_real [N, 1], pred_fake [M, 1]) -> (loss, loss_real, loss_fake), loss = real + fake
+    generator(pred_fake [M, 1]) -> loss
+
+all scalars (means over the batch).
+"""
+
+from typing import Callable, NamedTuple
+
+import tensorflow as tf
+
+
+class GANLoss(NamedTuple):
+    """A critic loss and its generator loss."""
+
+    name: str
+    critic: Callable
+    generator: Callable
+
+
+def _hinge_critic(pred_real, pred_fake):
+    loss_real = tf.reduce_mean(tf.nn.relu(1.0 - pred_real))
+    loss_fake = tf.reduce_mean(tf.nn.relu(1.0 + pred_fake))
+    return loss_real + loss_fake, loss_real, loss_fake
+
+
+def _mean_neg(pred_fake):
+    return -tf.reduce_mean(pred_fake)
+
+
+def _bce_critic(pred_real, pred_fake):
+    # BCE-with-logits against 1 is softplus(-x); against 0 it is softplus(x).
+    loss_real = tf.reduce_mean(tf.nn.softplus(-pred_real))
+    loss_fake = tf.reduce_mean(tf.nn.softplus(pred_fake))
+    return loss_real + loss_fake, loss_real, loss_fake
+
+
+def _bce_generator(pred_fake):
+    return tf.reduce_mean(tf.nn.softplus(-pred_fake))
+
+
+def _wasserstein_critic(pred_real, pred_fake):
+    # The official code reports +mean(real) as its "real" part; here the parts
+    # add up to the loss, so the real part is -mean(real).
+    loss_real = -tf.reduce_mean(pred_real)
+    loss_fake = tf.reduce_mean(pred_fake)
+    return loss_real + loss_fake, loss_real, loss_fake
+
+
+# D: relu(1 - real).mean() + relu(1 + fake).mean(); G: -fake.mean().
+hinge = GANLoss("hinge", _hinge_critic, _mean_neg)
+# D: BCE(real, 1) + BCE(fake, 0) from logits; G: BCE(fake, 1) (non-saturating).
+bce = GANLoss("bce", _bce_critic, _bce_generator)
+# D: -real.mean() + fake.mean(); G: -fake.mean().
+wasserstein = GANLoss("wasserstein", _wasserstein_critic, _mean_neg)
+
+LOSSES = {loss.name: loss for loss in (hinge, bce, wasserstein)}
+
+
+def get(name):
+    """The GANLoss called `name` ("hinge", "bce", "wasserstein")."""
+    if name not in LOSSES:
+        raise ValueError(f"Unknown loss {name!r}; expected one of {sorted(LOSSES)}.")
+    return LOSSES[name]

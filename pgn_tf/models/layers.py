@@ -1,0 +1,222 @@
+"""Layers with PyTorch's semantics: BatchNorm statistics, spectral norm, initialisers."""
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+# torch.nn.init.kaiming_normal_ defaults: fan_in, gain sqrt(2), untruncated.
+KAIMING_NORMAL = "kaiming_normal"
+DCGAN_NORMAL = "dcgan_normal"  # torch.nn.init.normal_(std=0.02)
+XAVIER_UNIFORM = "xavier_uniform"
+
+
+def initializer(name):
+    """A fresh Keras initializer for one of the official init schemes."""
+    if name == KAIMING_NORMAL:
+        return keras.initializers.VarianceScaling(2.0, "fan_in", "untruncated_normal")
+    if name == DCGAN_NORMAL:
+        return keras.initializers.RandomNormal(stddev=0.02)
+    if name == XAVIER_UNIFORM:
+        return keras.initializers.GlorotUniform()
+    raise ValueError(f"Unknown initializer {name!r}.")
+
+
+def channels(c, width):
+    """Official channel count c scaled by the width multiplier (at least 1)."""
+    return max(1, int(round(c * width)))
+
+
+@keras.saving.register_keras_serializable(package="pgn_tf")
+class BatchNorm(keras.layers.BatchNormalization):
+    """torch.nn.BatchNorm2d semantics in NHWC.
+
+    eps 1e-5 and momentum 0.1 (Keras momentum 0.9); in training the batch is
+    normalized with the biased variance while the running variance is
+    updated with the unbiased one, as PyTorch does. Batch statistics are used
+    whenever training=True, also for non-trainable copies (EMA generator), as
+    the official code samples with G in training mode.
+    """
+
+    def __init__(self, momentum=0.9, epsilon=1e-5, **kwargs):
+        super().__init__(momentum=momentum, epsilon=epsilon, **kwargs)
+        if self.axis not in (-1, 3):
+            raise ValueError("BatchNorm here is channels-last (axis=-1).")
+
+    def call(self, inputs, training=None, mask=None):
+        if not training:
+            return super().call(inputs, training=False)
+        # As Keras does: at least float32 for the statistics.
+        inputs = ops.cast(inputs, keras.backend.result_type(inputs.dtype, "float32"))
+        ch = inputs.shape[-1]
+        scale = self.gamma if self.scale else ops.ones((ch,), inputs.dtype)
+        offset = self.beta if self.center else ops.zeros((ch,), inputs.dtype)
+        if len(inputs.shape) == 4 and inputs.dtype == "float32" and not self.synchronized:
+            # One fused kernel (and a fused gradient, more accurate in float32
+            # than the composed ops); it returns the unbiased variance.
+            outputs, mean, unbiased = tf.raw_ops.FusedBatchNormV3(
+                x=inputs,
+                scale=ops.cast(scale, "float32"),
+                offset=ops.cast(offset, "float32"),
+                mean=tf.zeros((0,)),
+                variance=tf.zeros((0,)),
+                epsilon=self.epsilon,
+                data_format="NHWC",
+                is_training=True,
+            )[:3]
+        else:
+            mean, variance = self._moments(inputs, None)
+            n = ops.cast(ops.size(inputs), inputs.dtype) / ch  # values per channel
+            unbiased = variance * n / ops.maximum(n - 1.0, 1.0)
+            outputs = ops.batch_normalization(
+                inputs, mean, variance, axis=-1, offset=offset, scale=scale, epsilon=self.epsilon
+            )
+        m = self.momentum
+        self.moving_mean.assign(self.moving_mean * m + ops.cast(mean, self.moving_mean.dtype) * (1.0 - m))
+        self.moving_variance.assign(
+            self.moving_variance * m + ops.cast(unbiased, self.moving_variance.dtype) * (1.0 - m)
+        )
+        return ops.cast(outputs, self.compute_dtype)
+
+
+def _l2_normalize(v, eps):
+    # torch.nn.functional.normalize: v / max(||v||, eps)
+    return v / ops.maximum(ops.sqrt(ops.sum(ops.square(v))), eps)
+
+
+class _SpectralNorm(keras.layers.Layer):
+    """torch.nn.utils.spectral_norm on this layer's kernel.
+
+    The kernel is reshaped to PyTorch's (out, in * kh * kw) weight matrix, so
+    the power-iteration vectors u [out] and v [in * kh * kw] are exactly
+    PyTorch's `weight_u` / `weight_v`. One power iteration per training call
+    (no gradient through u, v), none in inference; W / (u^T W v).
+    """
+
+    def __init__(self, eps=1e-6, kernel_initializer=XAVIER_UNIFORM, **kwargs):
+        super().__init__(**kwargs)
+        self.eps = eps
+        self.kernel_init = kernel_initializer
+
+    def _build_sn(self, kernel_shape, out_dim):
+        self.kernel = self.add_weight(
+            name="kernel", shape=kernel_shape, initializer=initializer(self.kernel_init)
+        )
+        self.bias = self.add_weight(name="bias", shape=(out_dim,), initializer="zeros")
+        in_dim = 1
+        for s in kernel_shape[:-1]:
+            in_dim *= s
+        unit = keras.initializers.RandomNormal(stddev=1.0)
+        self.sn_u = self.add_weight(name="sn_u", shape=(out_dim,), initializer=unit, trainable=False)
+        self.sn_v = self.add_weight(name="sn_v", shape=(in_dim,), initializer=unit, trainable=False)
+
+    def weight_matrix(self):
+        """The kernel as PyTorch's [out, in * kh * kw] matrix."""
+        k = self.kernel
+        rank = len(k.shape)
+        # Keras (kh, kw, in, out) / (in, out) -> torch (out, in, kh, kw) / (out, in).
+        perm = [rank - 1, rank - 2] + list(range(rank - 2))
+        return ops.reshape(ops.transpose(k, perm), (k.shape[-1], -1))
+
+    def normalized_kernel(self, training):
+        w = self.weight_matrix()
+        u, v = self.sn_u, self.sn_v
+        if training:
+            w_const = ops.stop_gradient(w)
+            v = _l2_normalize(ops.matmul(ops.transpose(w_const), u), self.eps)
+            u = _l2_normalize(ops.matmul(w_const, v), self.eps)
+            self.sn_u.assign(u)
+            self.sn_v.assign(v)
+        u = ops.stop_gradient(ops.convert_to_tensor(u))
+        v = ops.stop_gradient(ops.convert_to_tensor(v))
+        sigma = ops.sum(u * ops.matmul(w, v))
+        return self.kernel / sigma
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(eps=self.eps, kernel_initializer=self.kernel_init)
+        return config
+
+
+@keras.saving.register_keras_serializable(package="pgn_tf")
+class SNDense(_SpectralNorm):
+    """Spectrally normalized Linear (torch `sn(nn.Linear(in, units))`)."""
+
+    def __init__(self, units, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+
+    def build(self, input_shape):
+        self._build_sn((input_shape[-1], self.units), self.units)
+
+    def call(self, inputs, training=None):
+        return ops.matmul(inputs, self.normalized_kernel(training)) + self.bias
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (self.units,)
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units}
+
+
+@keras.saving.register_keras_serializable(package="pgn_tf")
+class SNConv2D(_SpectralNorm):
+    """Spectrally normalized stride-1 'same' conv (torch `sn(nn.Conv2d(.., k, padding=k//2))`)."""
+
+    def __init__(self, filters, kernel_size, **kwargs):
+        super().__init__(**kwargs)
+        self.filters = filters
+        self.kernel_size = kernel_size
+
+    def build(self, input_shape):
+        k = self.kernel_size
+        self._build_sn((k, k, input_shape[-1], self.filters), self.filters)
+
+    def call(self, inputs, training=None):
+        y = ops.conv(inputs, self.normalized_kernel(training), strides=1, padding="same")
+        return y + self.bias
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (self.filters,)
+
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters, "kernel_size": self.kernel_size}
+
+
+@keras.saving.register_keras_serializable(package="pgn_tf")
+class ConditionalBatchNorm(keras.layers.Layer):
+    """BigGAN's class-conditional BatchNorm: BN(x) * (1 + gain[y]) + bias[y].
+
+    BN has no affine part; gain and bias are per-class embeddings. Sublayers
+    are named `<name>.batchnorm2d`, `<name>.gain`, `<name>.bias`, as in PyTorch.
+    Call with [x, labels].
+    """
+
+    def __init__(self, num_classes, **kwargs):
+        super().__init__(**kwargs)
+        self.num_classes = num_classes
+        self.batchnorm2d = BatchNorm(center=False, scale=False, name=f"{self.name}.batchnorm2d")
+        self.gain = None
+        self.bias = None
+
+    def build(self, input_shape):
+        ch = input_shape[0][-1]
+        make = lambda part: keras.layers.Embedding(  # noqa: E731
+            self.num_classes, ch, embeddings_initializer=initializer(XAVIER_UNIFORM), name=f"{self.name}.{part}"
+        )
+        self.gain, self.bias = make("gain"), make("bias")
+        self.batchnorm2d.build(input_shape[0])
+        self.gain.build(input_shape[1])
+        self.bias.build(input_shape[1])
+
+    def call(self, inputs, training=None):
+        x, y = inputs
+        h = self.batchnorm2d(x, training=training)
+        gain = self.gain(y)[:, None, None, :]
+        bias = self.bias(y)[:, None, None, :]
+        return h * (1.0 + gain) + bias
+
+    def compute_output_shape(self, input_shape):
+        return input_shape[0]
+
+    def get_config(self):
+        return {**super().get_config(), "num_classes": self.num_classes}

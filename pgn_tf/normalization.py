@@ -1,0 +1,154 @@
+"""Penalty gradient normalization (PGN), gradient normalization (GN) and PGNDiscriminator."""
+
+from typing import NamedTuple
+
+import keras
+import tensorflow as tf
+
+# Added under the square root of every norm so that its gradient stays finite
+# at 0 (tf.norm's is NaN there) and f = 1 with grad = 1 gives f_hat = 0.
+EPS = 1e-12
+
+MODES = ("pgn", "gn", "none")
+
+
+class Normalized(NamedTuple):
+    """What a normalized critic computes, for losses and for monitoring.
+
+    f_hat: [N, 1] the normalized output; f: [N, 1] the raw critic output;
+    grad_norm: [N] the per-sample norm in the denominator (||1 - grad_x f|| for
+    PGN, ||grad_x f|| for GN, zeros for "none").
+    """
+
+    f_hat: tf.Tensor
+    f: tf.Tensor
+    grad_norm: tf.Tensor
+
+
+def _call_critic(critic, x, labels, training):
+    if labels is None:
+        return critic(x, training=training)
+    return critic([x, labels], training=training)
+
+
+def _per_sample_norm(t, eps):
+    """sqrt(sum of squares + eps) over all but the first axis: [N, ...] -> [N]."""
+    axes = list(range(1, len(t.shape)))
+    return tf.sqrt(tf.reduce_sum(tf.square(t), axis=axes) + eps)
+
+
+def normalize(critic, x, labels=None, mode="pgn", training=None, eps=EPS):
+    """Applies a critic to x through PGN, GN or nothing.
+
+        PGN: f_hat = (1 - f) / (||1 - grad_x f||_2 + |1 - f|)
+        GN:  f_hat = f / (||grad_x f||_2 + |f|)
+
+    grad_x f is the per-sample gradient of f with respect to its input (one
+    inner tape; samples must be independent, so no BatchNorm in the critic),
+    `1 - grad` is taken elementwise and the norm is over each sample's
+    flattened gradient, as in the official `penalty_normalize_gradient`.
+    The inner gradient is recorded by any outer tape, so losses on f_hat
+    differentiate through it (double backprop).
+
+    Args:
+      critic: a Keras model taking x (or [x, labels]) -> [N, 1] scores.
+      x: [N, H, W, C] float images (any rank >= 2 works).
+      labels: optional [N] int class labels for conditional critics.
+      mode: "pgn", "gn" or "none" (the raw critic, for baselines).
+      training: passed to the critic.
+      eps: added under the square root of the norm.
+
+    Returns:
+      A `Normalized` (f_hat, f, grad_norm).
+    """
+    if mode not in MODES:
+        raise ValueError(f"Unknown normalization mode {mode!r}; expected one of {MODES}.")
+    if mode == "none":
+        f = _call_critic(critic, x, labels, training)
+        return Normalized(f, f, tf.zeros(tf.shape(f)[:1], f.dtype))
+    x = tf.convert_to_tensor(x)
+    with tf.GradientTape(watch_accessed_variables=False) as tape:
+        tape.watch(x)
+        f = _call_critic(critic, x, labels, training)
+    # d(sum f)/dx: the same as autograd.grad(f, x, ones_like(f)).
+    grad = tape.gradient(f, x)
+    if mode == "pgn":
+        grad_norm = _per_sample_norm(1.0 - grad, eps)
+        num = 1.0 - f
+    else:
+        grad_norm = _per_sample_norm(grad, eps)
+        num = f
+    grad_norm_b = tf.reshape(grad_norm, [-1] + [1] * (len(f.shape) - 1))
+    return Normalized(num / (grad_norm_b + tf.abs(num)), f, grad_norm)
+
+
+def penalty_normalize(critic, x, labels=None, training=None, eps=EPS):
+    """PGN: f_hat = (1 - f) / (||1 - grad_x f|| + |1 - f|); see `normalize`."""
+    return normalize(critic, x, labels, "pgn", training, eps).f_hat
+
+
+def gradient_normalize(critic, x, labels=None, training=None, eps=EPS):
+    """GN: f_hat = f / (||grad_x f|| + |f|); see `normalize`."""
+    return normalize(critic, x, labels, "gn", training, eps).f_hat
+
+
+def _batch_coupling_layers(model):
+    found = []
+    for layer in model._flatten_layers(include_self=True, recursive=True):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            found.append(layer.name)
+    return found
+
+
+@keras.saving.register_keras_serializable(package="pgn_tf")
+class PGNDiscriminator(keras.Model):
+    """Wraps any critic so that calling it returns the normalized output f_hat.
+
+    `PGNDiscriminator(critic)(x)` is `penalty_normalize(critic, x)`; mode "gn"
+    gives gradient normalization and "none" the raw critic, so that baselines
+    run through the same code. Conditional critics take `[x, labels]`; pass
+    `labels=` here. Works eagerly, under `tf.function` (with or without
+    `jit_compile`) and inside an outer `tf.GradientTape`.
+
+    Raises:
+      ValueError: for an unknown mode, or when the critic holds a
+        BatchNormalization layer (it couples the samples of a batch, so the
+        gradient of sum(f) is no longer each sample's own gradient).
+    """
+
+    def __init__(self, critic, mode="pgn", eps=EPS, **kwargs):
+        super().__init__(**kwargs)
+        if mode not in MODES:
+            raise ValueError(f"Unknown normalization mode {mode!r}; expected one of {MODES}.")
+        coupled = _batch_coupling_layers(critic)
+        if coupled:
+            raise ValueError(
+                f"The critic {critic.name!r} has BatchNormalization layers {coupled}: "
+                "PGN/GN need samples that do not depend on each other; remove them "
+                "(use LayerNormalization or no normalization)."
+            )
+        self.critic = critic
+        self.mode = mode
+        self.eps = eps
+
+    def call(self, inputs, labels=None, training=None):
+        return self.normalize(inputs, labels=labels, training=training).f_hat
+
+    def normalize(self, x, labels=None, training=None):
+        """Returns `Normalized(f_hat, f, grad_norm)` for monitoring; see `normalize`."""
+        return normalize(self.critic, x, labels, self.mode, training, self.eps)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            critic=keras.saving.serialize_keras_object(self.critic),
+            mode=self.mode,
+            eps=self.eps,
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["critic"] = keras.saving.deserialize_keras_object(config["critic"])
+        return cls(**config)

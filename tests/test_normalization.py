@@ -1,0 +1,202 @@
+"""PGN / GN values and gradients against numpy, and PGNDiscriminator in every execution mode."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from pgn_tf import PGNDiscriminator, gradient_normalize, normalize, penalty_normalize
+from pgn_tf.normalization import EPS
+
+SHAPE = (4, 4, 2)  # small images, NHWC without the batch axis
+
+
+def mlp_critic(dtype="float64"):
+    """f(x) = w2 . tanh(W1 vec(x) + b1) + b2, whose input gradient numpy can write down."""
+    return keras.Sequential(
+        [
+            keras.Input(SHAPE, dtype=dtype),
+            keras.layers.Flatten(dtype=dtype),
+            keras.layers.Dense(16, activation="tanh", dtype=dtype),
+            keras.layers.Dense(1, dtype=dtype),
+        ]
+    )
+
+
+def np_f_and_grad(critic, x):
+    w1, b1, w2, b2 = [np.asarray(v, np.float64) for v in critic.get_weights()]
+    flat = x.reshape(len(x), -1)
+    h = np.tanh(flat @ w1 + b1)
+    f = h @ w2 + b2
+    grad = ((1 - h**2) * w2[:, 0]) @ w1.T
+    return f, grad.reshape(x.shape)
+
+
+def np_normalized(critic, x, mode):
+    f, g = np_f_and_grad(critic, x)
+    if mode == "pgn":
+        num, norm = 1 - f, np.sqrt(((1 - g) ** 2).reshape(len(x), -1).sum(1) + EPS)
+    else:
+        num, norm = f, np.sqrt((g**2).reshape(len(x), -1).sum(1) + EPS)
+    return num / (norm[:, None] + np.abs(num))
+
+
+@pytest.fixture
+def data():
+    critic = mlp_critic()
+    x = np.random.default_rng(1).standard_normal((5,) + SHAPE)
+    return critic, x
+
+
+@pytest.mark.parametrize("mode", ["pgn", "gn"])
+def test_values_match_numpy(data, mode):
+    critic, x = data
+    fn = penalty_normalize if mode == "pgn" else gradient_normalize
+    got = fn(critic, tf.constant(x)).numpy()
+    np.testing.assert_allclose(got, np_normalized(critic, x, mode), rtol=1e-10, atol=1e-12)
+    out = normalize(critic, tf.constant(x), mode=mode)
+    _, g = np_f_and_grad(critic, x)
+    ref = np.sqrt((((1 - g) if mode == "pgn" else g) ** 2).reshape(len(x), -1).sum(1) + EPS)
+    np.testing.assert_allclose(out.grad_norm.numpy(), ref, rtol=1e-10)
+
+
+@pytest.mark.parametrize("mode", ["pgn", "gn"])
+def test_input_gradient_matches_finite_differences(data, mode):
+    critic, x = data
+    xt = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(xt)
+        total = tf.reduce_sum(normalize(critic, xt, mode=mode).f_hat)
+    got = tape.gradient(total, xt).numpy()
+    h = 1e-6
+    ref = np.zeros_like(x)
+    for idx in np.ndindex(x.shape):
+        xp, xm = x.copy(), x.copy()
+        xp[idx] += h
+        xm[idx] -= h
+        ref[idx] = (np_normalized(critic, xp, mode).sum() - np_normalized(critic, xm, mode).sum()) / (2 * h)
+    np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-8)
+
+
+def test_weight_gradient_matches_finite_differences(data):
+    """Double backprop: d sum(f_hat) / d W1 through the input gradient."""
+    critic, x = data
+    w1 = critic.layers[1].kernel
+    with tf.GradientTape() as tape:
+        total = tf.reduce_sum(penalty_normalize(critic, tf.constant(x)))
+    got = tape.gradient(total, w1).numpy()
+    base = w1.numpy()
+    h = 1e-6
+    for idx in [(0, 0), (3, 7), (31, 15), (12, 4)]:
+        vals = []
+        for sign in (1, -1):
+            w = base.copy()
+            w[idx] += sign * h
+            w1.assign(w)
+            vals.append(np_normalized(critic, x, "pgn").sum())
+        w1.assign(base)
+        np.testing.assert_allclose(got[idx], (vals[0] - vals[1]) / (2 * h), rtol=1e-5, atol=1e-9)
+
+
+def conv_critic(scale=1.0):
+    init = keras.initializers.RandomNormal(stddev=scale)
+    return keras.Sequential(
+        [
+            keras.Input((8, 8, 3)),
+            keras.layers.Conv2D(8, 3, strides=2, padding="same", kernel_initializer=init),
+            keras.layers.LeakyReLU(0.1),
+            keras.layers.Flatten(),
+            keras.layers.Dense(1, kernel_initializer=init),
+        ]
+    )
+
+
+@pytest.mark.parametrize("mode", ["pgn", "gn"])
+def test_bounded_on_extreme_inputs(mode):
+    critic = conv_critic(scale=100.0)
+    rng = np.random.default_rng(2)
+    for x in [rng.standard_normal((6, 8, 8, 3)) * 1e6, np.zeros((6, 8, 8, 3)), -np.ones((6, 8, 8, 3)) * 1e4]:
+        f_hat = normalize(critic, tf.constant(x, tf.float32), mode=mode).f_hat.numpy()
+        assert np.all(np.isfinite(f_hat))
+        assert np.all(np.abs(f_hat) <= 1.0 + 1e-6)
+
+
+def test_eps_corner_gives_zero_not_nan():
+    """f = sum(x) has grad 1 everywhere; with sum(x) = 1, PGN is 0/0 without eps."""
+    sum_critic = keras.Sequential(
+        [keras.Input((2, 2, 1)), keras.layers.Flatten(), keras.layers.Dense(1, use_bias=False, kernel_initializer="ones")]
+    )
+    x = tf.constant(np.full((3, 2, 2, 1), 0.25), tf.float32)
+    zero_critic = keras.Sequential(
+        [keras.Input((2, 2, 1)), keras.layers.Flatten(), keras.layers.Dense(1, kernel_initializer="zeros")]
+    )
+    for critic, mode in [(sum_critic, "pgn"), (zero_critic, "gn")]:
+        with tf.GradientTape(persistent=True) as tape:
+            tape.watch(x)
+            f_hat = normalize(critic, x, mode=mode).f_hat
+            total = tf.reduce_sum(f_hat)
+        np.testing.assert_array_equal(f_hat.numpy(), 0.0)
+        for g in [tape.gradient(total, x)] + tape.gradient(total, critic.trainable_variables):
+            assert np.all(np.isfinite(g.numpy())), mode
+
+
+def _loss_and_grads(disc, x):
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(tf.nn.relu(1.0 - disc(x, training=True)))
+    return loss, tape.gradient(loss, disc.trainable_variables)
+
+
+def test_eager_function_and_jit_agree():
+    disc = PGNDiscriminator(conv_critic(scale=0.3))
+    x = tf.constant(np.random.default_rng(3).uniform(-1, 1, (6, 8, 8, 3)), tf.float32)
+    eager_loss, eager_grads = _loss_and_grads(disc, x)
+    assert all(np.any(g.numpy() != 0) and np.all(np.isfinite(g.numpy())) for g in eager_grads)
+    for jit in (False, True):
+        fn = tf.function(_loss_and_grads, jit_compile=jit)
+        loss, grads = fn(disc, x)
+        np.testing.assert_allclose(loss.numpy(), eager_loss.numpy(), rtol=1e-5)
+        for g, ge in zip(grads, eager_grads):
+            np.testing.assert_allclose(g.numpy(), ge.numpy(), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(disc(x).numpy(), penalty_normalize(disc.critic, x).numpy(), rtol=1e-6)
+
+
+def test_modes_and_labels():
+    critic = conv_critic()
+    x = tf.random.uniform((4, 8, 8, 3), -1, 1)
+    np.testing.assert_allclose(PGNDiscriminator(critic, mode="none")(x).numpy(), critic(x).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(
+        PGNDiscriminator(critic, mode="gn")(x).numpy(), gradient_normalize(critic, x).numpy(), rtol=1e-6
+    )
+
+    class Conditional(keras.Model):  # subclassed, takes [x, labels]
+        def __init__(self):
+            super().__init__()
+            self.body = conv_critic()
+            self.embed = keras.layers.Embedding(3, 1)
+
+        def call(self, inputs):
+            x, y = inputs
+            return self.body(x) + self.embed(y)
+
+    cond = Conditional()
+    labels = tf.constant([0, 1, 2, 1])
+    out = PGNDiscriminator(cond)(x, labels=labels)
+    assert out.shape == (4, 1)
+    # The label term moves f but not grad_x f: same gradient norm, other values.
+    a = normalize(cond, x, tf.constant([0, 0, 0, 0]))
+    b = normalize(cond, x, tf.constant([2, 2, 2, 2]))
+    np.testing.assert_allclose(a.grad_norm.numpy(), b.grad_norm.numpy(), rtol=1e-6)
+    assert not np.allclose(a.f_hat.numpy(), b.f_hat.numpy())
+
+
+def test_rejects_batchnorm_and_unknown_mode():
+    bn_critic = keras.Sequential(
+        [keras.Input((8, 8, 3)), keras.layers.Conv2D(4, 3), keras.layers.BatchNormalization(), keras.layers.Flatten(),
+         keras.layers.Dense(1)]
+    )
+    with pytest.raises(ValueError, match="BatchNormalization"):
+        PGNDiscriminator(bn_critic)
+    with pytest.raises(ValueError, match="Unknown normalization mode"):
+        PGNDiscriminator(conv_critic(), mode="pgnn")
+    with pytest.raises(ValueError, match="Unknown normalization mode"):
+        normalize(conv_critic(), tf.zeros((1, 8, 8, 3)), mode="sn")
