@@ -59,10 +59,11 @@ bce = GANLoss("bce", _bce_critic, _bce_generator)
 wasserstein = GANLoss("wasserstein", _wasserstein_critic, _mean_neg)
 
 LOSSES = {loss.name: loss for loss in (hinge, bce, wasserstein)}
+LOSSES["wass"] = wasserstein  # the official code's flag value
 
 
 def get(name):
-    """The GANLoss called `name` ("hinge", "bce", "wasserstein")."""
+    """The GANLoss called `name` ("hinge", "bce", "wasserstein" or "wass")."""
     if name not in LOSSES:
         raise ValueError(f"Unknown loss {name!r}; expected one of {sorted(LOSSES)}.")
     return LOSSES[name]

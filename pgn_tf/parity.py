@@ -137,8 +137,9 @@ def _compute(fx, dtype):
     d_grads = d_tape.gradient(d_loss, [e.variable for e in d_entries])
 
     out = {k: np.asarray(v) for k, v in out.items()}
-    out["d_grads"] = [(e.name, e.to_torch(np.asarray(g))) for e, g in zip(d_entries, d_grads)]
-    out["g_grads"] = [(e.name, e.to_torch(np.asarray(g))) for e, g in zip(g_entries, g_grads)]
+    # Embedding gradients arrive as IndexedSlices: densify.
+    out["d_grads"] = [(e.name, e.to_torch(tf.convert_to_tensor(g).numpy())) for e, g in zip(d_entries, d_grads)]
+    out["g_grads"] = [(e.name, e.to_torch(tf.convert_to_tensor(g).numpy())) for e, g in zip(g_entries, g_grads)]
     return out
 
 

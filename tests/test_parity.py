@@ -2,10 +2,12 @@
 
 import glob
 import os
+import shutil
 import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 from pgn_tf import parity, torch_port
 
@@ -53,3 +55,20 @@ def test_cli_errors(tmp_path):
     proc = subprocess.run([sys.executable, tool, str(tmp_path / "none.npz")], capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1] == f"ERROR {tmp_path / 'none.npz'}: No parity fixture at {tmp_path / 'none.npz'}."
+
+
+EXACT = sorted(glob.glob(os.path.join(ROOT, "tests", "data", "parity", "*.npz")))
+
+
+def test_exact_fixtures_cover_every_architecture():
+    archs = {str(np.load(p)["arch"]) for p in EXACT}
+    assert archs == {"dcgan.32", "dcgan.48", "resnet.32", "resnet.48", "resnet.128", "biggan.32"}
+
+
+@pytest.mark.parametrize("path", EXACT, ids=os.path.basename)
+def test_float64_official_fixtures_match_exactly(path, parity_dir, tmp_path):
+    """Fixtures made by the official code in float64: no rounding left on either side."""
+    shutil.copy(os.path.join(parity_dir, "fixture.py"), tmp_path)
+    local = shutil.copy(path, tmp_path)
+    _, _, checks = parity.check_fixture(local, dtype="float64")
+    assert max(c.ratio for c in checks) < 1e-3, checks
