@@ -1,4 +1,5 @@
 """pgn_tf: Penalty Gradient Normalization for GANs in TensorFlow 2 / Keras 3."""
+
 import setuptools
 
 setuptools.setup(

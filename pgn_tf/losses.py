@@ -9,7 +9,8 @@ Each loss is a `GANLoss(critic, generator)` of pure functions, as the official
 all scalars (means over the batch).
 """
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import tensorflow as tf
 

@@ -14,7 +14,8 @@ The models flatten / reshape at their Linear layers in PyTorch's NCHW order,
 so those weights need no permutation.
 """
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import keras
 import numpy as np

@@ -81,7 +81,7 @@ def test_spectral_norm_matches_pytorch_power_iteration():
     x = tf.random.normal((2, 5, 5, 4))
     layer.build(x.shape)
     w = np.transpose(layer.kernel.numpy(), (3, 2, 0, 1)).reshape(6, -1)  # torch (out, in*kh*kw)
-    u0, v0 = layer.sn_u.numpy(), layer.sn_v.numpy()
+    u0 = layer.sn_u.numpy()
     y = layer(x, training=True).numpy()
     v = _np_normalize(w.T @ u0)
     u = _np_normalize(w @ v)
@@ -117,7 +117,7 @@ def test_conditional_batchnorm():
         "blocks.0.bn1.bias",
     ]
     flat = x.numpy().reshape(-1, 3)
-    normed = ((x.numpy() - flat.mean(0)) / np.sqrt(flat.var(0) + 1e-5))
+    normed = (x.numpy() - flat.mean(0)) / np.sqrt(flat.var(0) + 1e-5)
     gain = cbn.gain.embeddings.numpy()[y.numpy()][:, None, None, :]
     bias = cbn.bias.embeddings.numpy()[y.numpy()][:, None, None, :]
     np.testing.assert_allclose(out, normed * (1 + gain) + bias, rtol=1e-4, atol=1e-5)

@@ -124,7 +124,11 @@ def test_bounded_on_extreme_inputs(mode):
 def test_eps_corner_gives_zero_not_nan():
     """f = sum(x) has grad 1 everywhere; with sum(x) = 1, PGN is 0/0 without eps."""
     sum_critic = keras.Sequential(
-        [keras.Input((2, 2, 1)), keras.layers.Flatten(), keras.layers.Dense(1, use_bias=False, kernel_initializer="ones")]
+        [
+            keras.Input((2, 2, 1)),
+            keras.layers.Flatten(),
+            keras.layers.Dense(1, use_bias=False, kernel_initializer="ones"),
+        ]
     )
     x = tf.constant(np.full((3, 2, 2, 1), 0.25), tf.float32)
     zero_critic = keras.Sequential(
@@ -191,8 +195,13 @@ def test_modes_and_labels():
 
 def test_rejects_batchnorm_and_unknown_mode():
     bn_critic = keras.Sequential(
-        [keras.Input((8, 8, 3)), keras.layers.Conv2D(4, 3), keras.layers.BatchNormalization(), keras.layers.Flatten(),
-         keras.layers.Dense(1)]
+        [
+            keras.Input((8, 8, 3)),
+            keras.layers.Conv2D(4, 3),
+            keras.layers.BatchNormalization(),
+            keras.layers.Flatten(),
+            keras.layers.Dense(1),
+        ]
     )
     with pytest.raises(ValueError, match="BatchNormalization"):
         PGNDiscriminator(bn_critic)

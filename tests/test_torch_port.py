@@ -20,7 +20,7 @@ def _inputs(arch, n=2, z_dim=16):
 
 @pytest.mark.parametrize("arch", sorted(models.ARCHS))
 def test_round_trip(arch):
-    kw = dict(width=0.0625)
+    kw = {"width": 0.0625}
     g1, d1 = models.build_generator(arch, z_dim=16, **kw), models.build_critic(arch, **kw)
     g2, d2 = models.build_generator(arch, z_dim=16, **kw), models.build_critic(arch, **kw)
     g_in, d_in = _inputs(arch)

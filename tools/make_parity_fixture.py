@@ -27,7 +27,7 @@ import numpy as np
 
 def _official(official_dir):
     sys.path.insert(0, official_dir)
-    import losses  # noqa: F401  (official modules)
+    import losses
     from models import biggan, dcgan, resnet
     from models.gradnorm import penalty_normalize_gradient
 
@@ -89,7 +89,9 @@ def make(args):
     for tag, net, seed in (("G", G, args.seed), ("D", D, args.seed + 1)):
         entries = [(k, tuple(v.shape)) for k, v in net.state_dict().items()]
         sd = fixture.regenerate_state_dict(seed, entries)
-        net.load_state_dict({k: torch.from_numpy(v.astype(dtype) if v.dtype == np.float32 else v) for k, v in sd.items()})
+        net.load_state_dict(
+            {k: torch.from_numpy(v.astype(dtype) if v.dtype == np.float32 else v) for k, v in sd.items()}
+        )
         state[f"{tag}/state_names"] = np.array([k for k, _ in entries])
         state[f"{tag}/state_shapes"] = np.array([",".join(map(str, s)) for _, s in entries])
         state[f"{tag}/state_seed"] = np.array(seed)
@@ -145,7 +147,9 @@ def make(args):
         **state,
         **out,
     )
-    print(f"wrote {args.out}: {args.arch}/{args.loss} seed {args.seed} {np.dtype(dtype).name} torch {torch.__version__}")
+    print(
+        f"wrote {args.out}: {args.arch}/{args.loss} seed {args.seed} {np.dtype(dtype).name} torch {torch.__version__}"
+    )
 
 
 def main():

@@ -3,7 +3,15 @@
 import keras
 from keras import ops
 
-from pgn_tf.models.layers import XAVIER_UNIFORM, BatchNorm, ConditionalBatchNorm, SNConv2D, SNDense, channels, initializer
+from pgn_tf.models.layers import (
+    XAVIER_UNIFORM,
+    BatchNorm,
+    ConditionalBatchNorm,
+    SNConv2D,
+    SNDense,
+    channels,
+    initializer,
+)
 from pgn_tf.models.resnet import critic_blocks
 
 layers = keras.layers

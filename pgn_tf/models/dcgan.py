@@ -8,7 +8,7 @@ layers = keras.layers
 
 
 def _conv_kwargs():
-    return dict(kernel_initializer=initializer(DCGAN_NORMAL), bias_initializer="zeros")
+    return {"kernel_initializer": initializer(DCGAN_NORMAL), "bias_initializer": "zeros"}
 
 
 def generator(size=32, z_dim=128, width=1.0):

@@ -23,7 +23,7 @@ def initializer(name):
 
 def channels(c, width):
     """Official channel count c scaled by the width multiplier (at least 1)."""
-    return max(1, int(round(c * width)))
+    return max(1, round(c * width))
 
 
 @keras.saving.register_keras_serializable(package="pgn_tf")
@@ -98,9 +98,7 @@ class _SpectralNorm(keras.layers.Layer):
         self.kernel_init = kernel_initializer
 
     def _build_sn(self, kernel_shape, out_dim):
-        self.kernel = self.add_weight(
-            name="kernel", shape=kernel_shape, initializer=initializer(self.kernel_init)
-        )
+        self.kernel = self.add_weight(name="kernel", shape=kernel_shape, initializer=initializer(self.kernel_init))
         self.bias = self.add_weight(name="bias", shape=(out_dim,), initializer="zeros")
         in_dim = 1
         for s in kernel_shape[:-1]:
@@ -200,7 +198,7 @@ class ConditionalBatchNorm(keras.layers.Layer):
 
     def build(self, input_shape):
         ch = input_shape[0][-1]
-        make = lambda part: keras.layers.Embedding(  # noqa: E731
+        make = lambda part: keras.layers.Embedding(
             self.num_classes, ch, embeddings_initializer=initializer(XAVIER_UNIFORM), name=f"{self.name}.{part}"
         )
         self.gain, self.bias = make("gain"), make("bias")
