@@ -1,0 +1,156 @@
+"""Training callbacks: progress, TensorBoard scalars, sample grids, checkpoints, stopping."""
+
+import os
+import sys
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+
+def image_grid(images, cols=8):
+    """[N, H, W, 3] in [-1, 1] -> one uint8 grid image [rows * H, cols * W, 3] (2-px gaps)."""
+    x = np.clip((np.asarray(images) + 1.0) * 127.5 + 0.5, 0, 255).astype(np.uint8)
+    n, h, w, c = x.shape
+    cols = min(cols, n)
+    rows = -(-n // cols)
+    grid = np.zeros((rows * (h + 2) + 2, cols * (w + 2) + 2, c), np.uint8)
+    for i in range(n):
+        r, k = divmod(i, cols)
+        grid[2 + r * (h + 2) : 2 + r * (h + 2) + h, 2 + k * (w + 2) : 2 + k * (w + 2) + w] = x[i]
+    return grid
+
+
+def _step(model):
+    return int(model.step.numpy())
+
+
+class StepLogger(keras.callbacks.Callback):
+    """Every `every` steps: one progress line (step, losses, steps/s, ETA) and TensorBoard scalars."""
+
+    def __init__(self, writer, total_steps, every, stream=sys.stdout):
+        super().__init__()
+        self.writer = writer
+        self.total_steps = total_steps
+        self.every = every
+        self.stream = stream
+        self._t0 = self._s0 = None
+
+    def on_train_begin(self, logs=None):
+        self._t0, self._s0 = time.perf_counter(), _step(self.model)
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = _step(self.model)
+        if step % self.every and step != self.total_steps:
+            return
+        elapsed = time.perf_counter() - self._t0
+        rate = (step - self._s0) / max(elapsed, 1e-9)
+        eta = (self.total_steps - step) / max(rate, 1e-9)
+        logs = {k: float(v) for k, v in (logs or {}).items()}
+        lrs = {
+            "lr_D": float(self.model.d_optimizer.learning_rate),
+            "lr_G": float(self.model.g_optimizer.learning_rate),
+        }
+        with self.writer.as_default(step=step):
+            for key, value in {**logs, **lrs, "steps_per_sec": rate}.items():
+                tf.summary.scalar(key, value)
+        self.writer.flush()
+        shown = " ".join(f"{k} {logs[k]:.4f}" for k in ("d_loss", "g_loss", "cr_loss", "f_hat_mean") if k in logs)
+        print(
+            f"step {step}/{self.total_steps} {shown} | {rate:.2f} steps/s ETA {time.strftime('%H:%M:%S', time.gmtime(eta))}",
+            file=self.stream,
+            flush=True,
+        )
+
+
+class Samples(keras.callbacks.Callback):
+    """Grids of G and EMA-G on the fixed latents: TensorBoard images and DIR/samples/*.png."""
+
+    def __init__(self, writer, sample_dir, fixed_z, fixed_y, every):
+        super().__init__()
+        self.writer = writer
+        self.sample_dir = sample_dir
+        self.fixed_z = fixed_z
+        self.fixed_y = fixed_y
+        self.every = every
+
+    def write(self, step):
+        os.makedirs(self.sample_dir, exist_ok=True)
+        with self.writer.as_default(step=step):
+            for tag, ema in (("sample", False), ("sample_ema", True)):
+                images = self.model.generate(self.fixed_z, self.fixed_y, ema=ema).numpy()
+                grid = image_grid(images)
+                tf.summary.image(tag, grid[None], step=step)
+                path = os.path.join(self.sample_dir, f"{tag}_{step:07d}.png")
+                tf.io.write_file(path + ".tmp", tf.io.encode_png(grid))
+                os.replace(path + ".tmp", path)
+        self.writer.flush()
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = _step(self.model)
+        if step == 1 or step % self.every == 0:
+            self.write(step)
+
+
+class Checkpointer(keras.callbacks.Callback):
+    """Saves through a CheckpointManager every `every` steps and at the end (atomic per save)."""
+
+    def __init__(self, manager, every):
+        super().__init__()
+        self.manager = manager
+        self.every = every
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = _step(self.model)
+        if step % self.every == 0:
+            self.manager.save(checkpoint_number=step)
+
+    def on_train_end(self, logs=None):
+        step = _step(self.model)
+        if self.manager.latest_checkpoint is None or not self.manager.latest_checkpoint.endswith(f"-{step}"):
+            self.manager.save(checkpoint_number=step)
+
+
+class StopAt(keras.callbacks.Callback):
+    """Stops fit once the model's step reaches total_steps."""
+
+    def __init__(self, total_steps):
+        super().__init__()
+        self.total_steps = total_steps
+
+    def on_train_batch_end(self, batch, logs=None):
+        if _step(self.model) >= self.total_steps:
+            self.model.stop_training = True
+
+
+class OperativeConfig(keras.callbacks.Callback):
+    """After the first step, writes the operative gin config to the workdir and TensorBoard.
+
+    An existing operative_config.gin that differs (a resumed run with other
+    bindings) is kept; the new one goes to operative_config.<step>.gin.
+    """
+
+    def __init__(self, writer, workdir, config_fn):
+        super().__init__()
+        self.writer = writer
+        self.workdir = workdir
+        self.config_fn = config_fn
+        self.done = False
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.done:
+            return
+        self.done = True
+        text = self.config_fn()
+        path = os.path.join(self.workdir, "operative_config.gin")
+        if os.path.exists(path):
+            with open(path) as f:
+                if f.read() != text:
+                    path = os.path.join(self.workdir, f"operative_config.{_step(self.model)}.gin")
+        with open(path + ".tmp", "w") as f:
+            f.write(text)
+        os.replace(path + ".tmp", path)
+        with self.writer.as_default(step=_step(self.model)):
+            tf.summary.text("operative_config", "    " + text.replace("\n", "\n    "))
+        self.writer.flush()

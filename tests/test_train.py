@@ -1,0 +1,276 @@
+"""Training: the loop's pieces, every gin file, one fit step per arch x loss x normalization, the CLI."""
+
+import glob
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import gin
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import ROOT
+
+from pgn_tf import data, losses, models, train, train_lib
+from pgn_tf.gan import PGNGAN, LinearDecay, augment
+
+# base.gin is only included by the others.
+GIN_FILES = sorted(p for p in glob.glob(os.path.join(ROOT, "gin_configs", "*.gin")) if not p.endswith("base.gin"))
+
+
+@pytest.fixture(autouse=True)
+def _clear_gin():
+    gin.clear_config()
+    yield
+    gin.clear_config()
+
+
+def test_linear_decay_is_the_official_lambda_lr():
+    sched = LinearDecay(4e-4, decay_start=10, total_steps=30, updates_per_step=5)
+    # D iterations 0..4 are outer step 1 (s = 0 steps done): full rate.
+    assert float(sched(0)) == pytest.approx(4e-4)
+    assert float(sched(5 * 10 + 4)) == pytest.approx(4e-4)
+    assert float(sched(5 * 20)) == pytest.approx(4e-4 * 0.5)
+    assert float(sched(5 * 30)) == pytest.approx(0.0)
+
+
+def test_augment_flips_translates_and_fills_black():
+    x = tf.random.uniform((64, 10, 10, 3), 0.5, 1.0)
+    out = augment(x, keras.random.SeedGenerator(1)).numpy()
+    assert out.shape == x.shape
+    assert np.any(out == -1.0)  # some border filled
+    assert np.all((out == -1.0) | ((out >= 0.5) & (out <= 1.0)))
+    filled = [np.sum(np.all(o == -1.0, axis=-1)) for o in out]
+    assert max(filled) <= 10 * 10 - 8 * 8  # at most 2 px (20%) in each direction
+    # No translation and an identity flip for a constant image.
+    c = tf.ones((4, 10, 10, 3))
+    assert np.all(augment(c, keras.random.SeedGenerator(2), max_shift=0.0).numpy() == 1.0)
+
+
+def _small_gan(
+    arch, loss="hinge", normalization="pgn", n_dis=2, cr=0.0, ema_start=0, nets=None, run_eagerly=False, opt=None
+):
+    cond = models.is_conditional(arch)
+    g, d = nets or (models.build_generator(arch, z_dim=8, width=0.0625), models.build_critic(arch, width=0.0625))
+    gan = PGNGAN(g, d, normalization=normalization, z_dim=8, num_classes=10 if cond else None, n_dis=n_dis,
+                 batch_size_D=2, batch_size_G=3, ema_decay=0.9, ema_start=ema_start, cr=cr, seed=1)  # fmt: skip
+    opt = opt or (lambda: keras.optimizers.Adam(1e-3))
+    gan.compile(opt(), opt(), losses.get(loss), run_eagerly=run_eagerly)
+    size = models.image_size(arch)
+    x = tf.random.stateless_uniform((2 * n_dis, size, size, 3), seed=[1, 2], minval=-1, maxval=1)
+    y = tf.constant(np.arange(2 * n_dis) % 10, tf.int32)
+    return gan, tf.data.Dataset.from_tensors((x, y)).repeat()
+
+
+@pytest.mark.parametrize("arch", sorted(models.ARCHS))
+def test_one_fit_step_every_loss_and_normalization(arch):
+    """Eagerly (tracing 63 train steps would take CI a quarter of an hour); compiled below."""
+    nets = (models.build_generator(arch, z_dim=8, width=0.0625), models.build_critic(arch, width=0.0625))
+    for loss in ("hinge", "bce", "wasserstein"):
+        for norm in ("pgn", "gn", "none"):
+            cr = 5.0 if loss == "hinge" else 0.0
+            gan, ds = _small_gan(arch, loss, norm, n_dis=1, cr=cr, nets=nets, run_eagerly=True)
+            before = [v.numpy().copy() for v in gan.discriminator.trainable_variables]
+            hist = gan.fit(ds, epochs=1, steps_per_epoch=1, verbose=0).history
+            assert all(np.isfinite(v[0]) for v in hist.values()), (loss, norm, hist)
+            after = gan.discriminator.trainable_variables
+            assert any(not np.array_equal(b, a.numpy()) for b, a in zip(before, after)), (loss, norm)
+            assert int(gan.step.numpy()) == 1
+
+
+@pytest.mark.parametrize("arch", ["dcgan.32", "resnet.32", "biggan.32"])
+def test_compiled_fit_matches_eager(arch):
+    nets = (models.build_generator(arch, z_dim=8, width=0.0625), models.build_critic(arch, width=0.0625))
+    start = [v.numpy().copy() for v in nets[0].weights + nets[1].weights]
+    results = []
+    for eager in (True, False):
+        for v, value in zip(nets[0].weights + nets[1].weights, start):
+            v.assign(value)
+        # SGD: Adam would turn float noise in zero gradients (biases before BatchNorm) into +-lr steps.
+        sgd = lambda: keras.optimizers.SGD(0.05)
+        gan, ds = _small_gan(arch, "hinge", "pgn", n_dis=2, cr=1.0, nets=nets, run_eagerly=eager, opt=sgd)
+        gan.fit(ds, epochs=1, steps_per_epoch=2, verbose=0)
+        results.append([v.numpy() for v in gan.generator.weights + gan.discriminator.weights])
+    moved = max(np.abs(a - b).max() for a, b in zip(results[0], start))
+    assert moved > 1e-3
+    for a, b in zip(*results):  # biases before BatchNorm hold float noise ~1e-5
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=5e-5)
+
+
+def test_train_step_counts_and_ema():
+    gan, ds = _small_gan("dcgan.32", n_dis=3, ema_start=2)
+    gan.fit(ds, epochs=1, steps_per_epoch=1, verbose=0)
+    assert int(gan.d_optimizer.iterations.numpy()) == 3 and int(gan.g_optimizer.iterations.numpy()) == 1
+    # Before ema_start the EMA is a plain copy (BatchNorm statistics included).
+    for e, w in zip(gan.ema_generator.weights, gan.generator.weights):
+        np.testing.assert_array_equal(e.numpy(), w.numpy())
+    prev_ema = [v.numpy().copy() for v in gan.ema_generator.weights]
+    gan.fit(ds, epochs=1, steps_per_epoch=1, verbose=0)
+    for p, e, w in zip(prev_ema, gan.ema_generator.weights, gan.generator.weights):
+        np.testing.assert_allclose(e.numpy(), 0.9 * p + 0.1 * w.numpy(), rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("path", GIN_FILES, ids=os.path.basename)
+def test_every_gin_file_parses_and_builds(path):
+    train.parse_gin([path], [])
+    try:
+        cond = gin.query_parameter("train_and_evaluate.num_classes")
+    except ValueError:  # unbound: unconditional
+        cond = None
+    kw = {} if cond is None else {"num_classes": cond}
+    g = gin.query_parameter("train_and_evaluate.generator_fn").scoped_configurable_fn(z_dim=128, **kw)
+    d = gin.query_parameter("train_and_evaluate.critic_fn").scoped_configurable_fn(**kw)
+    assert g.outputs[0].shape[1:] == d.inputs[0].shape[1:]
+    if not path.endswith("quickstart.gin"):
+        n_g = sum(int(np.prod(v.shape)) for v in g.trainable_variables)
+        official = {32: (3_813_379, 4_276_739, 4_304_387), 48: (5_134_339, 4_878_083), 128: (32_150_787,),
+                    256: (37_135_107,)}  # fmt: skip
+        assert n_g in official[g.outputs[0].shape[1]]
+        assert gin.query_parameter("train_and_evaluate.ema_decay") == 0.9999
+
+
+def _train(workdir, total, extra=()):
+    params = [
+        f"train_and_evaluate.total_steps={total}",
+        "train_and_evaluate.log_every=2",
+        "train_and_evaluate.save_every=2",
+        "train_and_evaluate.sample_every=2",
+        "dcgan.generator.width=0.0625",
+        "dcgan.critic.width=0.0625",
+        "train_and_evaluate.batch_size_D=8",
+        "train_and_evaluate.batch_size_G=8",
+        *extra,
+    ]
+    gin.clear_config()
+    train.parse_gin(["quickstart.gin"], params)
+    return train_lib.train_and_evaluate(str(workdir))
+
+
+def test_resumed_run_matches_uninterrupted(tmp_path):
+    tf.config.experimental.enable_op_determinism()
+    extra = ["train_and_evaluate.n_dis=2", "train_and_evaluate.cr=1.0"]
+    full = _train(tmp_path / "full", 4, extra)
+    _train(tmp_path / "resumed", 2, extra)
+    resumed = _train(tmp_path / "resumed", 4, extra)
+    assert int(resumed.step.numpy()) == 4
+    for model in ("generator", "ema_generator"):
+        for a, b in zip(getattr(full, model).weights, getattr(resumed, model).weights):
+            np.testing.assert_array_equal(a.numpy(), b.numpy())
+    for a, b in zip(full.discriminator.weights, resumed.discriminator.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    assert sorted(os.listdir(tmp_path / "resumed" / "checkpoints")) == sorted(
+        os.listdir(tmp_path / "full" / "checkpoints")
+    )
+
+
+def _cli(args, cwd=ROOT):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return subprocess.run(
+        [sys.executable, "-m", "pgn_tf.train", *args], capture_output=True, text=True, cwd=cwd, env=env, check=False
+    )
+
+
+def test_cli_trains_writes_everything_and_resumes(tmp_path):
+    wd = tmp_path / "wd"
+    common = ["--gin_file=gin_configs/quickstart.gin", f"--workdir={wd}", "--gin_param=dcgan.generator.width=0.0625",
+              "--gin_param=dcgan.critic.width=0.0625", "--gin_param=train_and_evaluate.log_every=2",
+              "--gin_param=train_and_evaluate.sample_every=2", "--gin_param=train_and_evaluate.save_every=2"]  # fmt: skip
+    first = _cli([*common, "--gin_param=train_and_evaluate.total_steps=2"])
+    assert first.returncode == 0, first.stderr
+    assert "step 2/2" in first.stdout and "steps/s" in first.stdout and "ETA" in first.stdout
+    second = _cli([*common, "--gin_param=train_and_evaluate.total_steps=4"])
+    assert second.returncode == 0, second.stderr
+    assert "Resuming from" in second.stdout and "at step 2" in second.stdout and "step 4/4" in second.stdout
+    text = (wd / "operative_config.gin").read_text()
+    assert "train_and_evaluate.total_steps = 2" in text and "dcgan.generator.width = 0.0625" in text
+    assert (wd / "operative_config.3.gin").exists()  # the resumed run's differing config, beside the first
+    assert {"sample_0000002.png", "sample_ema_0000004.png"} <= set(os.listdir(wd / "samples"))
+    assert tf.io.decode_png(tf.io.read_file(str(wd / "samples" / "sample_ema_0000004.png"))).shape[-1] == 3
+    tags = set()
+    for event_file in glob.glob(str(wd / "events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(event_file):
+            tags |= {v.tag for v in event.summary.value}
+    assert {"d_loss", "g_loss", "cr_loss", "f_hat_mean", "grad_norm_max", "lr_D", "lr_G", "sample", "sample_ema",
+            "operative_config"} <= tags  # fmt: skip
+    assert tf.train.latest_checkpoint(str(wd / "checkpoints")).endswith("ckpt-4")
+
+
+BAD_INPUTS = {
+    "missing gin file": (["--gin_file=nope.gin"], "gin file nope.gin does not exist"),
+    "typo in binding": (["--gin_param=train_and_evaluate.total_step=5"], "doesn't have a parameter named 'total_step'"),
+    "unknown dataset": (["--gin_param=train_and_evaluate.dataset_fn=@data.cifar11"], "'@data.cifar11'"),
+    "unknown architecture": (["--gin_param=train_and_evaluate.generator_fn=@resnet.generatr"], "@resnet.generatr"),
+    "unknown loss": (["--gin_param=train_and_evaluate.loss_fn=@losses.hing"], "@losses.hing"),
+    "zero batch": (["--gin_param=train_and_evaluate.batch_size_D=0"], "batch_size_D must be positive"),
+    "zero n_dis": (["--gin_param=train_and_evaluate.n_dis=-1"], "n_dis must be positive"),
+    "wrong image size": (["--gin_param=data.digits.size=48"], "the dataset gives images of shape (48, 48, 3)"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_bad_input_is_one_line_and_exit_2(case, tmp_path, capsys):
+    args, message = BAD_INPUTS[case]
+    files = [a.split("=", 1)[1] for a in args if a.startswith("--gin_file=")] or ["quickstart.gin"]
+    params = [a.split("=", 1)[1] for a in args if a.startswith("--gin_param=")]
+    assert train.run(files, params, str(tmp_path / "wd")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
+
+
+def test_cli_bad_input_exit_code_and_workdir_problems(tmp_path):
+    proc = _cli(["--gin_file=gin_configs/quickstart.gin", "--gin_param=train_and_evaluate.total_step=5"])
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: bad gin config")
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert train.run(["quickstart.gin"], [], str(blocker / "wd")) == 2
+
+
+def test_corrupt_checkpoint_is_reported_and_kept(tmp_path, capsys):
+    wd = tmp_path / "wd"
+    _train(wd, 2)
+    index = glob.glob(str(wd / "checkpoints" / "ckpt-2.index"))[0]
+    with open(index, "wb") as f:
+        f.write(b"not a checkpoint")
+    before = sorted(os.listdir(wd / "checkpoints"))
+    gin.clear_config()
+    code = train.run(["quickstart.gin"], ["train_and_evaluate.total_steps=4", "dcgan.generator.width=0.0625",
+                                          "dcgan.critic.width=0.0625"], str(wd))  # fmt: skip
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot restore checkpoint" in err[0] and "ckpt-2" in err[0], err
+    assert sorted(os.listdir(wd / "checkpoints")) == before
+    assert Path(index).read_bytes() == b"not a checkpoint"
+
+
+def test_tfds_datasets_through_mock_data():
+    import tensorflow_datasets as tfds
+
+    with tfds.testing.mock_data(num_examples=70):
+        x, y = next(iter(data.cifar10(batch_size=16, seed=1)))
+        assert x.shape == (16, 32, 32, 3) and y.shape == (16,)
+        assert float(tf.reduce_min(x)) >= -1.0 and float(tf.reduce_max(x)) <= 1.0
+        x, _ = next(iter(data.stl10(batch_size=8)))
+        assert x.shape == (8, 48, 48, 3)
+
+
+def test_unprepared_tfds_fails_fast_with_the_fix(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "host_reachable", lambda host, timeout=10.0: False)  # offline, no lookup made
+    with pytest.raises(data.DataError, match=r"cifar10 is not prepared in .*tfds build cifar10"):
+        data.cifar10(batch_size=8, data_dir=str(tmp_path))
+    with pytest.raises(data.DataError, match=r"manual download into .*downloads/manual.*data1024x1024.tar"):
+        data.celeb_a_hq(batch_size=8, resolution=128, data_dir=str(tmp_path))
+    with pytest.raises(data.DataError, match="resolution must be 128 or 256"):
+        data.celeb_a_hq(batch_size=8, resolution=64)
+
+
+def test_digits_order_is_resumable():
+    a = iter(data.digits(batch_size=32, seed=4))
+    batches = [next(a) for _ in range(4)]
+    b = next(iter(data.digits(batch_size=32, seed=4, start_step=3)))
+    np.testing.assert_array_equal(b[0].numpy(), batches[3][0].numpy())
+    assert batches[0][0].shape == (32, 32, 32, 3)
+    with pytest.raises(data.DataError, match="fewer than one batch"):
+        data.digits(batch_size=5000)
