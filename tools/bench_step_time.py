@@ -1,0 +1,197 @@
+"""Times full training iterations (what fit runs per step) of pgn_tf, and of the official PyTorch code.
+
+Usage:
+  python tools/bench_step_time.py --arch dcgan.32 --normalization pgn [--n_dis 1 --batch_size_D 64
+      --batch_size_G 128 --iters 10 --warmup 2 --jit] [--official_dir PATH]
+
+Prints one JSON line per implementation: s_per_iter {median, min, max} over --iters
+iterations after --warmup, the median seconds of the critic part (n_dis critic steps)
+and of the generator part, and peak_rss_mib. With --official_dir (a checkout of the
+official PGN code; torch installed) the same iteration of the official code is timed
+right after, in a fresh process, and a last line gives ours / official.
+"""
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _time(fn, iters, warmup):
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(iters):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return times
+
+
+def _peak_rss_mib():
+    # VmHWM starts anew at exec (ru_maxrss would carry the parent's peak into the subprocess).
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _summary(impl, args, total, critic, generator):
+    return {
+        "impl": impl,
+        "arch": args.arch,
+        "normalization": args.normalization,
+        "n_dis": args.n_dis,
+        "batch_size_D": args.batch_size_D,
+        "batch_size_G": args.batch_size_G,
+        "s_per_iter": {"median": statistics.median(total), "min": min(total), "max": max(total)},
+        "critic_s": statistics.median(critic),
+        "generator_s": statistics.median(generator),
+        "peak_rss_mib": _peak_rss_mib(),
+        "threads": os.cpu_count(),
+    }
+
+
+def bench_ours(args):
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    import keras
+    import tensorflow as tf
+
+    from pgn_tf import losses, models
+    from pgn_tf.gan import PGNGAN
+
+    keras.utils.set_random_seed(0)
+    cond = models.is_conditional(args.arch)
+    gan = PGNGAN(
+        models.build_generator(args.arch),
+        models.build_critic(args.arch),
+        normalization=args.normalization,
+        num_classes=10 if cond else None,
+        n_dis=args.n_dis,
+        batch_size_D=args.batch_size_D,
+        batch_size_G=args.batch_size_G,
+    )
+    adam = lambda: keras.optimizers.Adam(2e-4, beta_1=0.0, beta_2=0.9, epsilon=1e-8)
+    gan.compile(adam(), adam(), losses.get(args.loss))
+    size = models.image_size(args.arch)
+    n = args.n_dis * args.batch_size_D
+    x = tf.random.uniform((n, size, size, 3), -1, 1)
+    y = tf.random.uniform((n,), 0, 10, tf.int32)
+    step = tf.function(gan.train_step, jit_compile=args.jit)
+    critic = tf.function(lambda: [gan._critic_step(x[: args.batch_size_D], y[: args.batch_size_D] if cond else None)
+                                  for _ in range(args.n_dis)], jit_compile=args.jit)  # fmt: skip
+    generator = tf.function(gan._generator_step, jit_compile=args.jit)
+    # .numpy() waits for the result, so each time covers the whole iteration.
+    total = _time(lambda: step((x, y))["g_loss"].numpy(), args.iters, args.warmup)
+    crit = _time(lambda: critic()[-1]["d_loss"].numpy(), args.iters, args.warmup)
+    gen = _time(lambda: generator().numpy(), args.iters, args.warmup)
+    return _summary("pgn_tf" + (" (XLA)" if args.jit else ""), args, total, crit, gen)
+
+
+def bench_official(args):
+    import torch
+
+    sys.path.insert(0, os.path.abspath(args.official_dir))
+    import losses as official_losses
+    from models import biggan, dcgan, resnet
+    from models.gradnorm import penalty_normalize_gradient
+
+    archs = {
+        "dcgan.32": (dcgan.Generator32, dcgan.Discriminator32),
+        "dcgan.48": (dcgan.Generator48, dcgan.Discriminator48),
+        "resnet.32": (resnet.ResGenerator32, resnet.ResDiscriminator32),
+        "resnet.48": (resnet.ResGenerator48, resnet.ResDiscriminator48),
+        "biggan.32": (biggan.Generator32, biggan.Discriminator32),
+    }
+    torch.manual_seed(0)
+    g_cls, d_cls = archs[args.arch]
+    G, D = g_cls(128, 10), d_cls(10)
+    loss_fn = {"hinge": official_losses.HingeLoss, "bce": official_losses.BCEWithLogits}[args.loss]()
+    opt_g = torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.0, 0.9))
+    opt_d = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.0, 0.9))
+    size = int(args.arch.split(".")[1])
+    b, bg = args.batch_size_D, args.batch_size_G
+    x = torch.rand(args.n_dis * b, 3, size, size) * 2 - 1
+    y = torch.randint(10, (args.n_dis * b,))
+    cond = args.arch.startswith("biggan")
+
+    def apply(net_d, images, labels):
+        kw = {"y": labels} if cond else {}
+        if args.normalization == "pgn":
+            return penalty_normalize_gradient(net_d, images, **kw)
+        if args.normalization == "gn":
+            images.requires_grad_(True)
+            f = net_d(images, **kw)
+            grad = torch.autograd.grad(f, [images], torch.ones_like(f), create_graph=True)[0]
+            norm = torch.norm(torch.flatten(grad, start_dim=1), p=2, dim=1).view(-1, 1)
+            return f / (norm + torch.abs(f))
+        return net_d(images, **kw)
+
+    def critic():
+        for k in range(args.n_dis):
+            opt_d.zero_grad()
+            with torch.no_grad():
+                yf = torch.randint(10, (b,))
+                fake = G(torch.randn(b, 128), yf).detach()
+            pred = apply(D, torch.cat([x[k * b : (k + 1) * b], fake]), torch.cat([y[k * b : (k + 1) * b], yf]))
+            loss, _, _ = loss_fn(pred[:b], pred[b:])
+            loss.backward()
+            opt_d.step()
+
+    def generator():
+        for p in D.parameters():
+            p.requires_grad_(False)
+        opt_g.zero_grad()
+        yf = torch.randint(10, (bg,))
+        loss = loss_fn(apply(D, G(torch.randn(bg, 128), yf), yf))
+        loss.backward()
+        opt_g.step()
+        for p in D.parameters():
+            p.requires_grad_(True)
+
+    def iteration():
+        critic()
+        generator()
+
+    total = _time(iteration, args.iters, args.warmup)
+    return _summary(f"official PyTorch {torch.__version__}", args, total, _time(critic, args.iters, 0),
+                    _time(generator, args.iters, 0))  # fmt: skip
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--arch", default="dcgan.32")
+    parser.add_argument("--normalization", default="pgn", choices=["pgn", "gn", "none"])
+    parser.add_argument("--loss", default="hinge", choices=["hinge", "bce"])
+    parser.add_argument("--n_dis", type=int, default=1)
+    parser.add_argument("--batch_size_D", type=int, default=64)
+    parser.add_argument("--batch_size_G", type=int, default=128)
+    parser.add_argument("--iters", type=int, default=10)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--jit", action="store_true", help="XLA-compile our step")
+    parser.add_argument("--official_dir", default=None)
+    parser.add_argument("--only_official", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.only_official:
+        print(json.dumps(bench_official(args)), flush=True)
+        return
+    ours = bench_ours(args)
+    print(json.dumps(ours), flush=True)
+    if args.official_dir:
+        cmd = [sys.executable, os.path.abspath(__file__), *sys.argv[1:], "--only_official"]
+        out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+        print(out, flush=True)
+        official = json.loads(out)
+        ratio = ours["s_per_iter"]["median"] / official["s_per_iter"]["median"]
+        print(json.dumps({"ours_over_official": round(ratio, 3)}), flush=True)
+
+
+if __name__ == "__main__":
+    main()
