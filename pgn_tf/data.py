@@ -73,11 +73,8 @@ def digits(batch_size, seed=0, start_step=0, size=32, random_flip=False):
     from sklearn.datasets import load_digits
 
     d = load_digits()
-    grey = (d.images / 16.0 * 255.0).astype(np.float32)[..., None]
-    rgb = np.repeat(grey, 3, axis=-1)
-    images = tf.cast(
-        tf.clip_by_value(tf.round(tf.image.resize(rgb, (size, size), antialias=True)), 0, 255), tf.uint8
-    ).numpy()
+    grey = np.round(d.images / 16.0 * 255.0).astype(np.uint8)[..., None]
+    images = _resize_uint8(np.repeat(grey, 3, axis=-1), size)
     return _pipeline(images, d.target, batch_size, seed, start_step, random_flip)
 
 

@@ -11,6 +11,7 @@ import tensorflow as tf
 from pgn_tf import callbacks, data, losses
 from pgn_tf.gan import PGNGAN, LinearDecay
 from pgn_tf.models import biggan, dcgan, resnet
+from pgn_tf.normalization import MODES
 
 SAMPLES = 64  # images in each sample grid
 
@@ -113,7 +114,8 @@ def train_and_evaluate(
       num_classes: class count of a conditional model; None otherwise.
       total_steps .. cr: the official loop's hyperparameters (outer steps).
       sample_every, save_every, log_every: in outer steps.
-      eval_every, num_images: evaluation schedule and size (IS / FID).
+      eval_every, num_images: IS / FID schedule and size; accepted so that the
+        paper configs are complete, not used until evaluation lands.
       seed: seeds weights, data order and latents.
       jit_compile: XLA-compile the train step.
 
@@ -124,8 +126,8 @@ def train_and_evaluate(
         total_steps=total_steps, batch_size_D=batch_size_D, batch_size_G=batch_size_G, n_dis=n_dis,
         z_dim=z_dim, sample_every=sample_every, save_every=save_every, log_every=log_every,
     )  # fmt: skip
-    if normalization not in ("pgn", "gn", "none"):
-        raise ConfigError(f"train_and_evaluate.normalization must be pgn, gn or none, got {normalization!r}.")
+    if normalization not in MODES:
+        raise ConfigError(f"train_and_evaluate.normalization must be one of {MODES}, got {normalization!r}.")
     _check_workdir(workdir)
     keras.utils.set_random_seed(seed)
 
