@@ -1,5 +1,6 @@
 """Training callbacks: progress, TensorBoard scalars, sample grids, checkpoints, stopping."""
 
+import json
 import os
 import sys
 import time
@@ -154,3 +155,46 @@ class OperativeConfig(keras.callbacks.Callback):
         with self.writer.as_default(step=_step(self.model)):
             tf.summary.text("operative_config", "    " + text.replace("\n", "\n    "))
         self.writer.flush()
+
+
+class Evaluate(keras.callbacks.Callback):
+    """Every `every` steps: IS / FID / KID of G and EMA-G to TensorBoard and DIR/eval.jsonl; best checkpoint by FID.
+
+    Scores of EMA-G carry an "_ema" suffix. TensorBoard tags name the feature
+    network (eval_inception/FID, eval_digits_classifier/FID), so
+    digits-classifier scores are never mistaken for Inception scores.
+    """
+
+    def __init__(self, evaluator, every, writer, workdir, best_manager, best_metric, best_by="FID"):
+        super().__init__()
+        self.evaluator = evaluator
+        self.every = every
+        self.writer = writer
+        self.path = os.path.join(workdir, "eval.jsonl")
+        self.best_manager = best_manager
+        self.best_metric = best_metric
+        self.best_by = best_by
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = _step(self.model)
+        if step % self.every:
+            return
+        t0 = time.perf_counter()
+        scores = {"step": step}
+        for suffix, ema in (("", False), ("_ema", True)):
+            result = self.evaluator(self.model, ema)
+            scores.update({f"{k}{suffix}": v for k, v in result.items() if isinstance(v, float)})
+        scores.update(num_images=self.evaluator.num_images, feature_net=self.evaluator.feature_net.name)
+        scores["seconds"] = round(time.perf_counter() - t0, 1)
+        with self.writer.as_default(step=step):
+            for key, value in scores.items():
+                if isinstance(value, float) and key != "seconds":
+                    tf.summary.scalar(f"eval_{scores['feature_net']}/{key}", value)
+        self.writer.flush()
+        with open(self.path, "a") as f:
+            f.write(json.dumps(scores) + "\n")
+        shown = " ".join(f"{k} {scores[k]:.3f}" for k in ("IS", "FID", "IS_ema", "FID_ema"))
+        print(f"eval step {step} ({scores['feature_net']}, {scores['num_images']} images) {shown}", flush=True)
+        if scores[self.best_by] < float(self.best_metric.numpy()):
+            self.best_metric.assign(scores[self.best_by])
+            self.best_manager.save(checkpoint_number=step)

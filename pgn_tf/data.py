@@ -64,18 +64,23 @@ def _resize_uint8(images, size, chunk=2000):
     return np.concatenate(out)
 
 
+def digits_arrays(size=32):
+    """scikit-learn's handwritten digits as uint8 [1797, size, size, 3] (grey over RGB) and labels [1797]."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    grey = np.round(d.images / 16.0 * 255.0).astype(np.uint8)[..., None]
+    return _resize_uint8(np.repeat(grey, 3, axis=-1), size), d.target
+
+
 def digits(batch_size, seed=0, start_step=0, size=32, random_flip=False):
     """scikit-learn's handwritten digits (1,797 8x8 images, 10 classes), offline.
 
     Brought to size x size by bilinear resizing, grey repeated over RGB. No
     flips by default: mirrored digits are not digits.
     """
-    from sklearn.datasets import load_digits
-
-    d = load_digits()
-    grey = np.round(d.images / 16.0 * 255.0).astype(np.uint8)[..., None]
-    images = _resize_uint8(np.repeat(grey, 3, axis=-1), size)
-    return _pipeline(images, d.target, batch_size, seed, start_step, random_flip)
+    images, labels = digits_arrays(size)
+    return _pipeline(images, labels, batch_size, seed, start_step, random_flip)
 
 
 # Hosts the TFDS builders download from; checked (DNS only) before a download.

@@ -2,6 +2,7 @@
 
 import math
 import os
+import sys
 
 import gin
 import keras
@@ -9,6 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from pgn_tf import callbacks, data, losses
+from pgn_tf.eval import digits_classifier, evaluator, inception, stats
 from pgn_tf.gan import PGNGAN, LinearDecay
 from pgn_tf.models import biggan, dcgan, resnet
 from pgn_tf.normalization import MODES
@@ -33,6 +35,8 @@ for _module, _fns in (("dcgan", dcgan), ("resnet", resnet), ("biggan", biggan)):
 for _fn in (data.digits, data.cifar10, data.stl10, data.celeb_a_hq):
     # Set by train_and_evaluate, never by a config.
     gin.external_configurable(_fn, module="data", denylist=["batch_size", "seed", "start_step"])
+gin.external_configurable(inception.load_inception, module="inception", denylist=["batch_size"])
+gin.external_configurable(digits_classifier.load_digits_classifier, module="digits_classifier", denylist=["batch_size"])
 for _loss in (losses.hinge, losses.bce, losses.wasserstein):
     gin.external_configurable(lambda _loss=_loss: _loss, name=_loss.name, module="losses")
 
@@ -54,23 +58,77 @@ def _positive(**values):
             raise ConfigError(f"train_and_evaluate.{name} must be positive, got {value}.")
 
 
-def restore_or_initialize(manager, checkpoint):
-    """Restores the latest checkpoint of `manager` if there is one; returns its path or None."""
-    latest = manager.latest_checkpoint
-    if latest is None:
-        return None
-    try:
-        checkpoint.restore(latest).assert_existing_objects_matched()
-    except (tf.errors.OpError, ValueError, AssertionError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(
-            f"cannot restore checkpoint {latest} ({first[:200]}); move it out of "
-            f"{os.path.dirname(latest)} to resume from an earlier one, or use a new --workdir."
-        ) from None
-    return latest
+class Experiment:
+    """A built run: the PGNGAN, its checkpoint (and managers) and how to score it; what train_and_evaluate works on."""
+
+    def __init__(self, workdir, gan, checkpoint, best_metric, feature_fn, fid_stats, dataset_fn, num_images, seed):
+        self.workdir = workdir
+        self.gan = gan
+        self.checkpoint = checkpoint
+        self.best_metric = best_metric
+        self.manager = tf.train.CheckpointManager(checkpoint, os.path.join(workdir, "checkpoints"), max_to_keep=3)
+        self.best_manager = tf.train.CheckpointManager(
+            checkpoint, os.path.join(workdir, "checkpoints", "best"), max_to_keep=1
+        )
+        self.feature_fn = feature_fn
+        self.fid_stats = fid_stats
+        self.dataset_fn = dataset_fn
+        self.num_images = num_images
+        self.seed = seed
+
+    def restore(self, which="latest"):
+        """Restores "latest", "best" or a checkpoint path; returns the path, or None for latest with no checkpoint.
+
+        Raises:
+          CheckpointError: no such checkpoint, or one that cannot be restored.
+        """
+        if which in ("latest", "best"):
+            path = (self.manager if which == "latest" else self.best_manager).latest_checkpoint
+            if path is None:
+                if which == "latest":
+                    return None
+                raise CheckpointError(f"no best checkpoint in {self.best_manager.directory} (no evaluation ran yet).")
+        else:
+            path = which
+            if not tf.io.gfile.exists(path + ".index"):
+                raise CheckpointError(
+                    f"checkpoint {path} does not exist (want best, latest or a path like DIR/ckpt-1000)."
+                )
+        try:
+            self.checkpoint.restore(path).assert_existing_objects_matched()
+        except (tf.errors.OpError, ValueError, AssertionError) as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise CheckpointError(
+                f"cannot restore checkpoint {path} ({first[:200]}); move it out of "
+                f"{os.path.dirname(path)} to resume from an earlier one, or use a new --workdir."
+            ) from None
+        return path
+
+    def evaluator(self, num_images=None, fid_stats=None, feature_fn=None):
+        """An Evaluator with the run's feature network and reference statistics (computed and cached if needed).
+
+        The reference is, in order: `fid_stats` (or the config's), else
+        DIR/fid_stats.<feature net>.npz, else made from the first num_images
+        training images and saved there.
+        """
+        num_images = int(num_images or self.num_images)
+        feature_net = (feature_fn or self.feature_fn)()
+        path = fid_stats or self.fid_stats
+        if path:
+            reference = stats.Reference.load(path)
+        else:
+            path = os.path.join(self.workdir, f"fid_stats.{feature_net.name}.npz")
+            if os.path.isfile(path):
+                reference = stats.Reference.load(path)
+            else:
+                print(f"Computing reference statistics of {num_images} training images -> {path}", file=sys.stderr)
+                dataset = self.dataset_fn(batch_size=self.gan.batch_size_G, seed=self.seed, start_step=0)
+                reference = evaluator.reference_from_dataset(feature_net, dataset, num_images, self.seed)
+                reference.save(path)
+        return evaluator.Evaluator(feature_net, reference, num_images, self.gan.batch_size_G, self.seed)
 
 
-@gin.configurable(denylist=["workdir"])
+@gin.configurable(denylist=["workdir", "train"])
 def train_and_evaluate(
     workdir,
     dataset_fn=gin.REQUIRED,
@@ -96,14 +154,19 @@ def train_and_evaluate(
     eval_every=5000,
     save_every=5000,
     num_images=50_000,
+    feature_fn=inception.load_inception,
+    fid_stats=None,
+    best_by="FID",
     log_every=100,
     seed=0,
     jit_compile=False,
+    train=True,
 ):
     """Trains a PGN-GAN in `workdir`, resuming from its latest checkpoint.
 
     Args:
-      workdir: checkpoints/, samples/, TensorBoard events, operative_config.gin.
+      workdir: checkpoints/ (and checkpoints/best/), samples/, TensorBoard
+        events, eval.jsonl, operative_config.gin.
       dataset_fn: (batch_size, seed, start_step) -> tf.data of (images, labels).
       generator_fn, critic_fn: model builders, called with z_dim (G) and,
         for conditional models, num_classes.
@@ -113,21 +176,32 @@ def train_and_evaluate(
       normalization: "pgn", "gn" or "none".
       num_classes: class count of a conditional model; None otherwise.
       total_steps .. cr: the official loop's hyperparameters (outer steps).
-      sample_every, save_every, log_every: in outer steps.
-      eval_every, num_images: IS / FID schedule and size; accepted so that the
-        paper configs are complete, not used until evaluation lands.
+      sample_every, save_every, log_every, eval_every: in outer steps.
+      num_images: samples per evaluation of G and of EMA-G.
+      feature_fn: () -> FeatureNet (@inception.load_inception,
+        @digits_classifier.load_digits_classifier); loaded before training
+        when an evaluation is due, so a missing model fails at once.
+      fid_stats: reference statistics (.npz: mu, sigma[, activations]);
+        None: made from the training data, cached in DIR/fid_stats.<net>.npz.
+      best_by: the score ("FID" of G, as the official code) whose minimum
+        is kept in checkpoints/best/; "FID_ema" for EMA-G's.
       seed: seeds weights, data order and latents.
       jit_compile: XLA-compile the train step.
+      train: False builds and returns the Experiment without training or
+        restoring (for evaluation and export).
 
     Returns:
-      The trained PGNGAN.
+      The Experiment (its PGNGAN trained to total_steps).
     """
     _positive(
         total_steps=total_steps, batch_size_D=batch_size_D, batch_size_G=batch_size_G, n_dis=n_dis,
         z_dim=z_dim, sample_every=sample_every, save_every=save_every, log_every=log_every,
+        eval_every=eval_every, num_images=num_images,
     )  # fmt: skip
     if normalization not in MODES:
         raise ConfigError(f"train_and_evaluate.normalization must be one of {MODES}, got {normalization!r}.")
+    if best_by not in ("FID", "FID_ema"):
+        raise ConfigError(f"train_and_evaluate.best_by must be 'FID' or 'FID_ema', got {best_by!r}.")
     _check_workdir(workdir)
     keras.utils.set_random_seed(seed)
 
@@ -150,24 +224,31 @@ def train_and_evaluate(
     rng = np.random.default_rng(seed)
     fixed_z = tf.Variable(rng.standard_normal((SAMPLES, z_dim)).astype(np.float32), trainable=False)
     fixed_y = tf.Variable(np.arange(SAMPLES, dtype=np.int32) % (num_classes or 1), trainable=False)
+    best_metric = tf.Variable(np.inf, dtype=tf.float64, trainable=False)
     checkpoint = tf.train.Checkpoint(
         generator=generator, ema_generator=gan.ema_generator, critic=critic, d_optimizer=d_opt,
         g_optimizer=g_opt, step=gan.step, rng=gan.seed_generator.state, fixed_z=fixed_z, fixed_y=fixed_y,
+        best_metric=best_metric,
     )  # fmt: skip
-    manager = tf.train.CheckpointManager(checkpoint, os.path.join(workdir, "checkpoints"), max_to_keep=3)
-    restored = restore_or_initialize(manager, checkpoint)
+    exp = Experiment(workdir, gan, checkpoint, best_metric, feature_fn, fid_stats, dataset_fn, num_images, seed)
+    if not train:
+        return exp
+    restored = exp.restore("latest")
     start = int(gan.step.numpy())
     if restored:
         print(f"Resuming from {restored} at step {start}.", flush=True)
     if start >= total_steps:
         print(f"Already trained to step {start} >= total_steps {total_steps}.", flush=True)
-        return gan
+        return exp
 
     dataset = dataset_fn(batch_size=n_dis * batch_size_D, seed=seed, start_step=start)
     want = tuple(critic.inputs[0].shape[1:])
     got = tuple(dataset.element_spec[0].shape[1:])
     if got != want:
         raise ConfigError(f"the dataset gives images of shape {got} but the critic takes {want}; match their sizes.")
+    # Load the feature network and reference before training, so a missing model fails at once.
+    evals_due = (total_steps // eval_every) > (start // eval_every)
+    scorer = exp.evaluator() if evals_due else None
 
     writer = tf.summary.create_file_writer(workdir)
     remaining = total_steps - start
@@ -177,10 +258,11 @@ def train_and_evaluate(
             writer, os.path.join(workdir, "samples"), fixed_z, None if num_classes is None else fixed_y, sample_every
         ),
         callbacks.StepLogger(writer, total_steps, min(log_every, total_steps)),
-        callbacks.Checkpointer(manager, save_every),
-        callbacks.StopAt(total_steps),
     ]
+    if scorer:
+        cbs.append(callbacks.Evaluate(scorer, eval_every, writer, workdir, exp.best_manager, best_metric, best_by))
+    cbs += [callbacks.Checkpointer(exp.manager, save_every), callbacks.StopAt(total_steps)]
     per_epoch = min(log_every, remaining)
     gan.fit(dataset, epochs=math.ceil(remaining / per_epoch), steps_per_epoch=per_epoch, callbacks=cbs, verbose=0)
     writer.close()
-    return gan
+    return exp

@@ -25,3 +25,44 @@ def parity_dir():
         f"Parity fixtures not found at {path}; set PGN_PARITY_DIR to the folder with fixture.py"
     )
     return os.path.abspath(path)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _cache_dir(tmp_path_factory):
+    """One digits-classifier cache for the whole session (trained once), never the user's ~/.cache."""
+    path = str(tmp_path_factory.mktemp("pgn_tf_cache"))
+    os.environ["PGN_TF_CACHE"] = path
+    return path
+
+
+def make_fake_inception(path):
+    """A SavedModel with the GAN-evaluation Inception's interface and a cheap deterministic body.
+
+    images [N, 299, 299, 3] in [-1, 1] -> {"logits": [N, 1008], "pool_3": [N, 2048]},
+    callable and as the "default" signature (input "images"), like the TF-Hub module.
+    """
+    import numpy as np
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+
+    class FakeInception(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.w_pool = tf.Variable(rng.standard_normal((7 * 7 * 3, 2048)).astype(np.float32) * 0.2)
+            self.w_logits = tf.Variable(rng.standard_normal((2048, 1008)).astype(np.float32) * 0.05)
+
+        @tf.function(input_signature=[tf.TensorSpec([None, 299, 299, 3], tf.float32, name="images")])
+        def __call__(self, images):
+            x = tf.image.resize(images, (7, 7), method="area")
+            pool = tf.nn.relu(tf.matmul(tf.reshape(x, (-1, 7 * 7 * 3)), self.w_pool))
+            return {"logits": tf.matmul(pool, self.w_logits), "pool_3": pool}
+
+    model = FakeInception()
+    tf.saved_model.save(model, path, signatures={"default": model.__call__})
+    return path
+
+
+@pytest.fixture(scope="session")
+def fake_inception(tmp_path_factory):
+    return make_fake_inception(str(tmp_path_factory.mktemp("inception") / "fake"))

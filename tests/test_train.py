@@ -145,7 +145,7 @@ def _train(workdir, total, extra=()):
     ]
     gin.clear_config()
     train.parse_gin(["quickstart.gin"], params)
-    return train_lib.train_and_evaluate(str(workdir))
+    return train_lib.train_and_evaluate(str(workdir)).gan
 
 
 def test_resumed_run_matches_uninterrupted(tmp_path):

@@ -1,0 +1,58 @@
+"""What the command-line tools share: gin parsing and one-line errors (exit code 2) for bad input."""
+
+import os
+
+from absl import logging
+
+CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "gin_configs")
+
+
+class UsageError(Exception):
+    """Bad input from the user: reported as one line, exit code 2."""
+
+
+def first_line(e):
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    return lines[0] if lines else type(e).__name__
+
+
+def user_errors():
+    from pgn_tf import data, train_lib
+    from pgn_tf.eval import inception, stats
+
+    return (
+        train_lib.ConfigError,
+        train_lib.CheckpointError,
+        data.DataError,
+        inception.InceptionError,
+        stats.StatsError,
+    )
+
+
+def parse_gin(files, params):
+    """Parses gin files (paths, or names in gin_configs/) and bindings.
+
+    Raises:
+      UsageError: a missing file or a binding gin cannot parse or place.
+    """
+    import gin
+
+    from pgn_tf import train_lib  # noqa: F401  (registers the configurables)
+
+    gin.add_config_file_search_path(CONFIG_DIR)
+    resolved = []
+    for path in files:
+        if not os.path.isfile(path):
+            if not os.path.isfile(os.path.join(CONFIG_DIR, path)):
+                raise UsageError(f"gin file {path} does not exist (the shipped configs are in {CONFIG_DIR}).")
+            path = os.path.join(CONFIG_DIR, path)
+        resolved.append(path)
+    # gin logs every place it looks for an included file; keep that out of the run's output.
+    verbosity = logging.get_verbosity()
+    logging.set_verbosity(logging.FATAL)
+    try:
+        gin.parse_config_files_and_bindings(resolved, params)
+    except (ValueError, KeyError, SyntaxError, TypeError, OSError) as e:
+        raise UsageError(f"bad gin config: {first_line(e)}") from None
+    finally:
+        logging.set_verbosity(verbosity)

@@ -1,0 +1,1 @@
+"""Evaluation: feature networks (Inception, digits classifier), IS / FID / KID, reference statistics."""
