@@ -157,3 +157,25 @@ def celeb_a_hq(batch_size, seed=0, start_step=0, resolution=128, data_dir=None, 
         raise DataError(f"celeb_a_hq resolution must be 128 or 256, got {resolution}.")
     images, labels = _tfds_arrays(f"celeb_a_hq/{resolution}", "train", data_dir, download, resolution)
     return _pipeline(images, np.zeros_like(labels), batch_size, seed, start_step, random_flip)
+
+
+# name -> (TFDS name, default split, image size): the datasets reference statistics are made for.
+REFERENCE_DATASETS = {
+    "cifar10": ("cifar10", "train", 32),
+    "stl10": ("stl10", "unlabelled", 48),
+    "celeb_a_hq/128": ("celeb_a_hq/128", "train", 128),
+    "celeb_a_hq/256": ("celeb_a_hq/256", "train", 256),
+}
+
+
+def arrays(name, split=None, data_dir=None, download=True):
+    """All images of a dataset split as uint8 [N, S, S, 3] at the size the models train on (for statistics).
+
+    name: "digits" or a key of REFERENCE_DATASETS; split: a TFDS split (default: the one training uses).
+    """
+    if name == "digits":
+        return digits_arrays(32)[0]
+    if name not in REFERENCE_DATASETS:
+        raise DataError(f"unknown dataset {name!r}; choose one of {['digits', *REFERENCE_DATASETS]}.")
+    tfds_name, default_split, size = REFERENCE_DATASETS[name]
+    return _tfds_arrays(tfds_name, split or default_split, data_dir, download, size)[0]

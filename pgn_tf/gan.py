@@ -62,18 +62,14 @@ def augment(images, seed, max_shift=0.2, fill=-1.0):
     flip = keras.random.uniform((n, 1, 1, 1), seed=seed) < 0.5
     images = tf.where(flip, tf.reverse(images, axis=[2]), images)
     limits = tf.constant([max_shift * w, max_shift * h])
-    shift = tf.round(keras.random.uniform((n, 2), seed=seed) * 2.0 * limits - limits)
-    one, zero = tf.ones((n, 1)), tf.zeros((n, 1))
-    # Output pixel (x, y) reads input (x - dx, y - dy).
-    transforms = tf.concat([one, zero, -shift[:, :1], zero, one, -shift[:, 1:], zero, zero], axis=1)
-    return tf.raw_ops.ImageProjectiveTransformV3(
-        images=images,
-        transforms=transforms,
-        output_shape=tf.constant([h, w]),
-        fill_value=fill,
-        interpolation="NEAREST",
-        fill_mode="CONSTANT",
-    )
+    shift = tf.cast(tf.round(keras.random.uniform((n, 2), seed=seed) * 2.0 * limits - limits), tf.int32)
+    # Output pixel (x, y) reads input (x - dx, y - dy); gathers (not ImageProjectiveTransform) so XLA compiles it.
+    cols = tf.range(w)[None, :] - shift[:, :1]  # [n, w]
+    rows = tf.range(h)[None, :] - shift[:, 1:]  # [n, h]
+    out = tf.gather(images, tf.clip_by_value(rows, 0, h - 1), axis=1, batch_dims=1)
+    out = tf.gather(out, tf.clip_by_value(cols, 0, w - 1), axis=2, batch_dims=1)
+    inside = ((rows >= 0) & (rows < h))[:, :, None, None] & ((cols >= 0) & (cols < w))[:, None, :, None]
+    return tf.where(inside, out, tf.cast(fill, images.dtype))
 
 
 @keras.saving.register_keras_serializable(package="pgn_tf")

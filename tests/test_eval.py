@@ -205,3 +205,33 @@ def test_training_evaluates_keeps_best_and_evaluate_cli(tmp_path, fake_inception
         r = _cli("pgn_tf.evaluate", *args)
         errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
         assert r.returncode == 2 and len(errors) == 1 and needle in errors[0] and "Traceback" not in r.stderr, r.stderr
+
+
+def _load_tool(name):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "tools", f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_compute_fid_stats_tool(tmp_path, fake_inception):
+    import tensorflow_datasets as tfds
+
+    tool = _load_tool("compute_fid_stats")
+    with tfds.testing.mock_data(num_examples=30):
+        images = data.arrays("cifar10", "test")
+        ref = tool.compute("cifar10", "test", str(tmp_path / "c.npz"), inception_path=fake_inception, batch_size=8)
+    _, pool = inception.load_inception(path=fake_inception)(images.astype(np.float32) / 127.5 - 1.0)
+    back = stats.Reference.load(str(tmp_path / "c.npz"))
+    np.testing.assert_allclose(back.mu, pool.mean(0), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(back.sigma, ref.sigma)
+    assert back.feature_net == "inception" and back.activations.shape == (30, 2048)
+    digits_ref = tool.compute("digits", None, str(tmp_path / "d.npz"), kid_images=0)
+    assert digits_ref.mu.shape == (64,) and stats.Reference.load(str(tmp_path / "d.npz")).activations is None
+    r = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "tools", "compute_fid_stats.py"), "--dataset=mnist"],
+        check=False, capture_output=True, text=True, cwd=str(tmp_path),
+    )  # fmt: skip
+    assert r.returncode == 2 and "unknown dataset 'mnist'" in r.stderr

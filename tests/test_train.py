@@ -1,6 +1,7 @@
 """Training: the loop's pieces, every gin file, one fit step per arch x loss x normalization, the CLI."""
 
 import glob
+import json
 import os
 import subprocess
 import sys
@@ -47,6 +48,26 @@ def test_augment_flips_translates_and_fills_black():
     # No translation and an identity flip for a constant image.
     c = tf.ones((4, 10, 10, 3))
     assert np.all(augment(c, keras.random.SeedGenerator(2), max_shift=0.0).numpy() == 1.0)
+
+
+def _shifted(img, dx, dy, fill=-1.0):
+    out = np.full_like(img, fill)
+    h, w = img.shape[:2]
+    out[max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)] = img[
+        max(-dy, 0) : h - max(dy, 0), max(-dx, 0) : w - max(dx, 0)
+    ]
+    return out
+
+
+def test_augment_is_a_flip_and_integer_shift_and_compiles_with_xla():
+    x = tf.random.uniform((16, 10, 10, 3), -1.0, 1.0, seed=3)
+    eager = augment(x, keras.random.SeedGenerator(4)).numpy()
+    seed = keras.random.SeedGenerator(4)
+    xla = tf.function(lambda t: augment(t, seed), jit_compile=True)(x).numpy()
+    # (XLA may draw other random numbers: both must be flips + shifts of the input.)
+    for img, out in zip(np.concatenate([x.numpy()] * 2), np.concatenate([eager, xla])):
+        candidates = [_shifted(f, dx, dy) for f in (img, img[:, ::-1]) for dx in range(-2, 3) for dy in range(-2, 3)]
+        assert any(np.array_equal(out, c) for c in candidates)
 
 
 def _small_gan(
@@ -180,9 +201,13 @@ def test_cli_trains_writes_everything_and_resumes(tmp_path):
     first = _cli([*common, "--gin_param=train_and_evaluate.total_steps=2"])
     assert first.returncode == 0, first.stderr
     assert "step 2/2" in first.stdout and "steps/s" in first.stdout and "ETA" in first.stdout
-    second = _cli([*common, "--gin_param=train_and_evaluate.total_steps=4"])
+    evals = ["--gin_param=train_and_evaluate.eval_every=4", "--gin_param=train_and_evaluate.num_images=20"]
+    second = _cli([*common, "--gin_param=train_and_evaluate.total_steps=4", *evals])
     assert second.returncode == 0, second.stderr
     assert "Resuming from" in second.stdout and "at step 2" in second.stdout and "step 4/4" in second.stdout
+    assert "eval step 4 (digits_classifier, 20 images)" in second.stdout  # the quickstart's offline scores
+    scores = json.loads((wd / "eval.jsonl").read_text())
+    assert scores["step"] == 4 and scores["feature_net"] == "digits_classifier" and scores["FID_ema"] > 0
     text = (wd / "operative_config.gin").read_text()
     assert "train_and_evaluate.total_steps = 2" in text and "dcgan.generator.width = 0.0625" in text
     assert (wd / "operative_config.3.gin").exists()  # the resumed run's differing config, beside the first
@@ -193,7 +218,7 @@ def test_cli_trains_writes_everything_and_resumes(tmp_path):
         for event in tf.compat.v1.train.summary_iterator(event_file):
             tags |= {v.tag for v in event.summary.value}
     assert {"d_loss", "g_loss", "cr_loss", "f_hat_mean", "grad_norm_max", "lr_D", "lr_G", "sample", "sample_ema",
-            "operative_config"} <= tags  # fmt: skip
+            "operative_config", "eval_digits_classifier/FID", "eval_digits_classifier/IS_ema"} <= tags  # fmt: skip
     assert tf.train.latest_checkpoint(str(wd / "checkpoints")).endswith("ckpt-4")
 
 
@@ -206,6 +231,13 @@ BAD_INPUTS = {
     "zero batch": (["--gin_param=train_and_evaluate.batch_size_D=0"], "batch_size_D must be positive"),
     "zero n_dis": (["--gin_param=train_and_evaluate.n_dis=-1"], "n_dis must be positive"),
     "wrong image size": (["--gin_param=data.digits.size=48"], "the dataset gives images of shape (48, 48, 3)"),
+    "missing inception": (
+        [
+            "--gin_param=train_and_evaluate.feature_fn=@inception.load_inception",
+            "--gin_param=inception.load_inception.path='/nonexistent'",
+        ],
+        "no SavedModel (saved_model.pb) in inception path /nonexistent",
+    ),
 }
 
 

@@ -1,0 +1,77 @@
+"""Evaluation throughput: python tools/bench_eval.py [--arch dcgan.32] [--images 500] [--batch_size 100]
+
+Times the whole evaluation path (generator -> bilinear resize to 299 ->
+feature network -> activations) with a network of Inception-v3's size and
+compute (keras.applications.InceptionV3, random weights, 1008 logits and the
+2048-d pool), and the digits classifier, then the metric arithmetic on
+50,000 activations. Prints one JSON line per measurement with images/s and
+the projected seconds for 50,000 images.
+"""
+
+import json
+import os
+import resource
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import app, flags
+
+from pgn_tf.eval import digits_classifier, evaluator, features, stats
+from pgn_tf.gan import PGNGAN
+from pgn_tf.models import build_critic, build_generator
+
+ARCH = flags.DEFINE_string("arch", "dcgan.32", "Generator architecture.")
+IMAGES = flags.DEFINE_integer("images", 500, "Images timed per network (after one warm-up batch).")
+BATCH = flags.DEFINE_integer("batch_size", 100, "Generator and feature-network batch.")
+FULL = 50_000
+
+
+def inception_sized(batch_size):
+    """A FeatureNet with Inception-v3's architecture and random weights (same compute as the real one)."""
+    base = keras.applications.InceptionV3(weights=None, include_top=False, pooling="avg", input_shape=(299, 299, 3))
+    head = keras.layers.Dense(1008)
+    model = keras.Model(base.input, [head(base.output), base.output])
+    fn = tf.function(lambda x: dict(zip(("logits", "pool_3"), model(x, training=False))))
+    return features.FeatureNet("inception_v3_random", fn, 299, batch_size)
+
+
+def time_path(gan, net, n, batch_size):
+    batches = evaluator.generated_batches(gan, True, batch_size, seed=0)
+    net.stream(batches, batch_size)  # warm-up: traces both functions
+    t0 = time.perf_counter()
+    _, pool = net.stream(batches, n)
+    seconds = time.perf_counter() - t0
+    return {
+        "network": net.name,
+        "images": n,
+        "images_per_sec": round(n / seconds, 2),
+        "projected_s_for_50k": round(FULL / n * seconds, 1),
+        "feature_dim": pool.shape[1],
+        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+
+
+def main(argv):
+    del argv
+    keras.utils.set_random_seed(0)
+    g = build_generator(ARCH.value, z_dim=128)
+    gan = PGNGAN(g, build_critic(ARCH.value), z_dim=128)
+    base = {"arch": ARCH.value, "batch_size": BATCH.value, "cpus": os.cpu_count()}
+    for net in (inception_sized(BATCH.value), digits_classifier.load_digits_classifier(batch_size=BATCH.value)):
+        print(json.dumps({**base, **time_path(gan, net, IMAGES.value, BATCH.value)}), flush=True)
+    rng = np.random.default_rng(0)
+    real, fake = rng.normal(size=(10_000, 2048)), rng.normal(size=(FULL, 2048)).astype(np.float32)
+    ref = stats.Reference.from_activations(real, kid_images=10_000)
+    t0 = time.perf_counter()
+    ref.scores(rng.normal(size=(FULL, 1008)), fake)
+    print(json.dumps({"metrics_s_for_50k": round(time.perf_counter() - t0, 1), "parts": "IS + FID + KID"}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    app.run(lambda argv: sys.exit(main(argv)))
