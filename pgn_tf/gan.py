@@ -175,7 +175,7 @@ class PGNGAN(keras.Model):
             out = self.discriminator.normalize(both, labels=both_y, training=True)
             pred_real, pred_fake = out.f_hat[:b], out.f_hat[b:]
             loss, loss_real, loss_fake = self.loss_fn.critic(pred_real, pred_fake)
-            cr_loss = tf.constant(0.0)
+            cr_loss = tf.zeros((), loss.dtype)
             if self.cr > 0:
                 aug = augment(real, self.seed_generator)
                 pred_aug = self.discriminator(aug, labels=real_y, training=True)
@@ -203,8 +203,10 @@ class PGNGAN(keras.Model):
         return loss
 
     def _update_ema(self):
-        decay = tf.where(self.step < self.ema_start, 0.0, self.ema_decay)
+        before_start = self.step < self.ema_start
         for ema_var, var in zip(self.ema_generator.weights, self.generator.weights):
+            # The decay in the variable's own dtype (float32(0.9999) is not 0.9999 in float64).
+            decay = tf.where(before_start, tf.zeros((), ema_var.dtype), tf.constant(self.ema_decay, ema_var.dtype))
             ema_var.assign(decay * ema_var + (1.0 - decay) * var)
 
     def train_step(self, data):

@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from pgn_tf import callbacks, data, losses
+from pgn_tf import callbacks, data, losses, optimizers
 from pgn_tf.eval import digits_classifier, evaluator, inception, stats
 from pgn_tf.gan import PGNGAN, LinearDecay
 from pgn_tf.models import biggan, dcgan, resnet
@@ -27,7 +27,8 @@ class CheckpointError(ValueError):
 
 
 # Components are gin references: @dcgan.generator, @data.cifar10, @losses.hinge,
-# @d/keras.optimizers.Adam.
+# @d/optimizers.Adam (torch's Adam arithmetic, as the official code); Keras' own stays available.
+gin.external_configurable(optimizers.Adam, module="optimizers")
 gin.external_configurable(keras.optimizers.Adam, module="keras.optimizers")
 for _module, _fns in (("dcgan", dcgan), ("resnet", resnet), ("biggan", biggan)):
     for _fn in (_fns.generator, _fns.critic):
@@ -135,8 +136,8 @@ def train_and_evaluate(
     generator_fn=gin.REQUIRED,
     critic_fn=gin.REQUIRED,
     loss_fn=gin.REQUIRED,
-    d_optimizer=keras.optimizers.Adam,
-    g_optimizer=keras.optimizers.Adam,
+    d_optimizer=optimizers.Adam,
+    g_optimizer=optimizers.Adam,
     normalization="pgn",
     num_classes=None,
     total_steps=200_000,

@@ -64,7 +64,7 @@ def bench_ours(args):
     import keras
     import tensorflow as tf
 
-    from pgn_tf import losses, models
+    from pgn_tf import losses, models, optimizers
     from pgn_tf.gan import PGNGAN
 
     keras.utils.set_random_seed(0)
@@ -78,7 +78,7 @@ def bench_ours(args):
         batch_size_D=args.batch_size_D,
         batch_size_G=args.batch_size_G,
     )
-    adam = lambda: keras.optimizers.Adam(2e-4, beta_1=0.0, beta_2=0.9, epsilon=1e-8)
+    adam = lambda: optimizers.Adam(2e-4, beta_1=0.0, beta_2=0.9, epsilon=1e-8)
     gan.compile(adam(), adam(), losses.get(args.loss))
     size = models.image_size(args.arch)
     n = args.n_dis * args.batch_size_D

@@ -1,0 +1,39 @@
+"""Adam with torch.optim.Adam's arithmetic, which the official code trains with.
+
+Keras' Adam adds epsilon to sqrt(v) before the bias correction (Kingma and
+Ba's "epsilon hat"); torch adds it after: step = lr / (1 - b1^t) * m /
+(sqrt(v) / sqrt(1 - b2^t) + eps). The two differ whenever |gradient| is not
+far above eps, which PGN's bounded outputs make common early in training
+(the official loop and ours drift apart within one step with Keras' Adam).
+"""
+
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="pgn_tf")
+class Adam(keras.optimizers.Adam):
+    """keras.optimizers.Adam with torch's epsilon placement (same arguments; no amsgrad)."""
+
+    def __init__(self, *args, amsgrad=False, **kwargs):
+        if amsgrad:
+            raise ValueError("pgn_tf.optimizers.Adam does not implement amsgrad.")
+        super().__init__(*args, **kwargs)
+
+    def update_step(self, gradient, variable, learning_rate):
+        dtype = variable.dtype
+        lr = ops.cast(learning_rate, dtype)
+        gradient = ops.cast(gradient, dtype)
+        t = ops.cast(self.iterations + 1, dtype)
+        # convert_to_tensor with the dtype, not cast: a Python float cast goes through float32 first.
+        beta_1, beta_2 = (ops.convert_to_tensor(b, dtype=dtype) for b in (self.beta_1, self.beta_2))
+        m = self._momentums[self._get_variable_index(variable)]
+        v = self._velocities[self._get_variable_index(variable)]
+        self.assign_add(m, ops.multiply(ops.subtract(gradient, m), 1 - beta_1))
+        self.assign_add(v, ops.multiply(ops.subtract(ops.square(gradient), v), 1 - beta_2))
+        denom = ops.add(
+            ops.divide(ops.sqrt(v), ops.sqrt(1 - ops.power(beta_2, t))),
+            ops.convert_to_tensor(self.epsilon, dtype=dtype),
+        )
+        step = ops.divide(lr, 1 - ops.power(beta_1, t))
+        self.assign_sub(variable, ops.multiply(step, ops.divide(m, denom)))
