@@ -1,6 +1,8 @@
 """What the command-line tools share: gin parsing and one-line errors (exit code 2) for bad input."""
 
+import glob
 import os
+import re
 
 from absl import logging
 
@@ -56,3 +58,38 @@ def parse_gin(files, params):
         raise UsageError(f"bad gin config: {first_line(e)}") from None
     finally:
         logging.set_verbosity(verbosity)
+
+
+def operative_config(workdir):
+    """The run's newest operative config (operative_config.<step>.gin after a resume with other bindings)."""
+    numbered = glob.glob(os.path.join(workdir, "operative_config.*.gin"))
+    if numbered:
+        return max(numbered, key=lambda p: int(re.findall(r"\.(\d+)\.gin$", p)[0]))
+    path = os.path.join(workdir, "operative_config.gin")
+    if not os.path.isfile(path):
+        raise UsageError(f"{workdir} has no operative_config.gin; is it a training workdir (--workdir)?")
+    return path
+
+
+def load_run(workdir, checkpoint="latest", params=()):
+    """Rebuilds a training run from its workdir's operative config and restores a checkpoint.
+
+    Returns:
+      (train_lib.Experiment, the restored checkpoint's path).
+
+    Raises:
+      UsageError: no such workdir or checkpoint, or one that cannot be restored.
+    """
+    if not workdir or not os.path.isdir(workdir):
+        raise UsageError(f"workdir {workdir} does not exist; pass the folder a training run wrote (--workdir).")
+    parse_gin([operative_config(workdir)], list(params))
+    from pgn_tf import train_lib
+
+    try:
+        exp = train_lib.train_and_evaluate(workdir, train=False)
+        path = exp.restore(checkpoint)
+    except user_errors() as e:
+        raise UsageError(first_line(e)) from None
+    if path is None:
+        raise UsageError(f"no checkpoint in {exp.manager.directory}; train first (python -m pgn_tf.train).")
+    return exp, path

@@ -1,0 +1,110 @@
+"""SavedModel export for TF Serving: signatures through saved_model_cli and a fresh process, bad input."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import gin
+import numpy as np
+import pytest
+from conftest import ROOT
+
+from pgn_tf import export, train, train_lib
+
+SMALL = ["dcgan.generator.width=0.0625", "dcgan.critic.width=0.0625", "train_and_evaluate.batch_size_D=8",
+         "train_and_evaluate.batch_size_G=8", "train_and_evaluate.log_every=2"]  # fmt: skip
+
+
+def _run(*args):
+    proc = subprocess.run([*args], check=False, capture_output=True, text=True, cwd=ROOT, timeout=600)
+    return proc
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    wd = str(tmp_path_factory.mktemp("export") / "wd")
+    gin.clear_config()
+    assert train.run(["quickstart.gin"], [*SMALL, "train_and_evaluate.total_steps=2"], wd) == 0
+    return wd
+
+
+def test_export_serves_through_saved_model_cli_and_a_fresh_process(trained, tmp_path):
+    r = _run(sys.executable, "-m", "pgn_tf.export", f"--workdir={trained}")
+    assert r.returncode == 0, r.stderr
+    version = os.path.join(trained, "export", "2")  # the checkpoint's step is the version
+    assert os.path.isfile(os.path.join(version, "saved_model.pb"))
+
+    show = _run("saved_model_cli", "show", "--dir", version, "--all")
+    assert show.returncode == 0, show.stderr
+    assert "signature_def['serving_default']" in show.stdout and "signature_def['generate']" in show.stdout
+    assert "DT_UINT8" in show.stdout and "shape: (-1, 32, 32, 3)" in show.stdout
+
+    out = tmp_path / "out"
+    inputs = {"z": np.ones((2, 128), np.float32), "seed": np.int64(7), "count": np.int32(3)}
+    for key, value in inputs.items():
+        np.save(tmp_path / f"{key}.npy", value)
+    r = _run("saved_model_cli", "run", "--dir", version, "--tag_set", "serve", "--signature_def", "serving_default",
+             "--inputs", f"z={tmp_path / 'z.npy'}", "--outdir", str(out))  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    images = np.load(out / "images.npy")
+    assert images.shape == (2, 32, 32, 3) and images.dtype == np.uint8
+    r = _run("saved_model_cli", "run", "--dir", version, "--tag_set", "serve", "--signature_def", "generate",
+             "--inputs", f"seed={tmp_path / 'seed.npy'};count={tmp_path / 'count.npy'}",
+             "--outdir", str(tmp_path / "gen"))  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert np.load(tmp_path / "gen" / "images.npy").shape == (3, 32, 32, 3)
+
+    check = f"""
+import numpy as np, tensorflow as tf
+m = tf.saved_model.load({version!r})
+serve, gen = m.signatures["serving_default"], m.signatures["generate"]
+z = tf.constant(np.random.default_rng(0).standard_normal((4, 128)), tf.float32)
+a, b = serve(z=z)["images"].numpy(), serve(z=z)["images"].numpy()
+assert a.dtype == np.uint8 and a.shape == (4, 32, 32, 3) and (a == b).all()
+assert (serve(z=z[:1])["images"].numpy()[0] == a[0]).all()  # inference-mode BatchNorm: no batch coupling
+g1, g2 = gen(seed=tf.constant(7, tf.int64), count=tf.constant(3)), gen(seed=tf.constant(7, tf.int64), count=tf.constant(3))
+assert (g1["images"].numpy() == g2["images"].numpy()).all()
+assert (serve(z=g1["z"])["images"].numpy() == g1["images"].numpy()).all()
+assert not (gen(seed=tf.constant(8, tf.int64), count=tf.constant(3))["images"].numpy() == g1["images"].numpy()).all()
+ones = serve(z=tf.ones((2, 128)))["images"].numpy()
+assert (ones == np.load({str(out / "images.npy")!r})).all()  # saved_model_cli and Python agree
+print("ok")
+"""
+    r = _run(sys.executable, "-c", check)
+    assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stderr
+
+    again = _run(sys.executable, "-m", "pgn_tf.export", f"--workdir={trained}")  # version 2 exists: refused
+    errors = [line for line in again.stderr.splitlines() if line.startswith("error:")]
+    assert again.returncode == 2 and len(errors) == 1 and "exists already" in errors[0]
+
+
+def test_export_bad_input(trained, tmp_path, capsys):
+    assert export.run(str(tmp_path / "missing")) == 2
+    assert "does not exist" in capsys.readouterr().err
+    gin.clear_config()
+    assert export.run(trained, checkpoint="nope") == 2
+    assert "checkpoint nope does not exist" in capsys.readouterr().err
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "operative_config.gin").write_text((Path(trained) / "operative_config.gin").read_text())
+    gin.clear_config()
+    assert export.run(str(empty)) == 2
+    assert "no checkpoint in" in capsys.readouterr().err
+
+
+def test_conditional_export_takes_labels(tmp_path):
+    import tensorflow as tf
+
+    gin.clear_config()
+    train.parse_gin(["cifar_biggan.gin"], ["biggan.generator.width=0.125", "biggan.critic.width=0.125"])
+    exp = train_lib.train_and_evaluate(str(tmp_path / "wd"), train=False)
+    path = export.export(exp, str(tmp_path / "export"))
+    m = tf.saved_model.load(path)
+    serve = m.signatures["serving_default"]
+    z = tf.random.normal((3, 128))
+    a = serve(z=z, labels=tf.constant([0, 1, 2]))["images"].numpy()
+    b = serve(z=z, labels=tf.constant([0, 1, 5]))["images"].numpy()
+    assert a.shape == (3, 32, 32, 3) and (a[:2] == b[:2]).all() and not (a[2] == b[2]).all()
+    out = m.signatures["generate"](seed=tf.constant(1, tf.int64), count=tf.constant(4))
+    assert out["labels"].dtype == tf.int32 and out["labels"].shape == (4,)
