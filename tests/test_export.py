@@ -108,3 +108,19 @@ def test_conditional_export_takes_labels(tmp_path):
     assert a.shape == (3, 32, 32, 3) and (a[:2] == b[:2]).all() and not (a[2] == b[2]).all()
     out = m.signatures["generate"](seed=tf.constant(1, tf.int64), count=tf.constant(4))
     assert out["labels"].dtype == tf.int32 and out["labels"].shape == (4,)
+
+
+def test_a_torch_state_dict_becomes_an_export(tmp_path):
+    import tensorflow as tf
+
+    from pgn_tf import models, torch_port
+
+    source = models.build_generator("dcgan.32", z_dim=16, width=0.125)
+    state = torch_port.state_dict(source)  # what an official checkpoint's ema_G holds, in PyTorch layout
+    g = models.build_generator("dcgan.32", z_dim=16, width=0.125)
+    torch_port.load_state_dict(g, state)
+    export.archive(g, z_dim=16).write_out(str(tmp_path / "1"), verbose=False)
+    z = tf.random.normal((2, 16))
+    served = tf.saved_model.load(str(tmp_path / "1")).signatures["serving_default"](z=z)["images"].numpy()
+    expected = np.round((source(z, training=False).numpy() + 1.0) * 127.5).clip(0, 255).astype(np.uint8)
+    np.testing.assert_array_equal(served, expected)
