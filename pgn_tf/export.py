@@ -90,7 +90,13 @@ def run(workdir, checkpoint="latest", raw=False, export_dir=None, params=()):
     """Exports; prints the version folder; returns the exit code (2 with one line on stderr for bad input)."""
     try:
         exp, path = load_run(workdir, checkpoint, params)
-        target = export(exp, export_dir or os.path.join(workdir, "export"), raw)
+        export_dir = export_dir or os.path.join(workdir, "export")
+        try:
+            target = export(exp, export_dir, raw)
+        except OSError as e:
+            raise UsageError(
+                f"cannot write the export to {export_dir} ({e.strerror}); pass another --export_dir."
+            ) from None
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
         return 2

@@ -83,6 +83,11 @@ def test_export_bad_input(trained, tmp_path, capsys):
     assert export.run(str(tmp_path / "missing")) == 2
     assert "does not exist" in capsys.readouterr().err
     gin.clear_config()
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    assert export.run(trained, export_dir=str(blocker / "export")) == 2
+    assert "cannot write the export to" in capsys.readouterr().err
+    gin.clear_config()
     assert export.run(trained, checkpoint="nope") == 2
     assert "checkpoint nope does not exist" in capsys.readouterr().err
     empty = tmp_path / "empty"

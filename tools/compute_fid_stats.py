@@ -53,6 +53,9 @@ def main(argv):
     except (data.DataError, inception.InceptionError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:
+        print(f"error: cannot write {out} ({e.strerror}); pass another --out.", file=sys.stderr)
+        return 2
     return 0
 
 
