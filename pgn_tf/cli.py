@@ -3,8 +3,9 @@
 import glob
 import os
 import re
+import sys
 
-from absl import logging
+from absl import app, logging
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "gin_configs")
 
@@ -93,3 +94,16 @@ def load_run(workdir, checkpoint="latest", params=()):
     if path is None:
         raise UsageError(f"no checkpoint in {exp.manager.directory}; train first (python -m pgn_tf.train).")
     return exp, path
+
+
+def start(run_fn):
+    """Runs a tool as a program: flags parsed by absl, positional arguments refused, exit code from run_fn()."""
+
+    def main(argv):
+        if len(argv) > 1:
+            print(f"error: unexpected arguments {argv[1:]}; every option is a --flag.", file=sys.stderr)
+            return 2
+        logging.set_verbosity(logging.WARNING)
+        return run_fn()
+
+    app.run(lambda argv: sys.exit(main(argv)))

@@ -12,9 +12,9 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import app, flags, logging
+from absl import flags
 
-from pgn_tf.cli import UsageError, first_line, load_run, user_errors
+from pgn_tf.cli import UsageError, first_line, load_run, start, user_errors
 
 
 def run(workdir, checkpoint="latest", ema=False, num_images=None, fid_stats=None, inception_path=None, params=()):
@@ -50,18 +50,7 @@ def define_flags():
     flags.DEFINE_multi_string("gin_param", [], "Extra gin bindings applied after the run's config.")
 
 
-def main(argv):
-    if len(argv) > 1:
-        print(f"error: unexpected arguments {argv[1:]}.", file=sys.stderr)
-        return 2
-    logging.set_verbosity(logging.WARNING)
-    f = flags.FLAGS
-    return run(
-        f.workdir, f.checkpoint, f.ema, f.num_images, f.fid_stats, f.inception_path,
-        f.gin_param,
-    )  # fmt: skip
-
-
 if __name__ == "__main__":
     define_flags()
-    app.run(lambda argv: sys.exit(main(argv)))
+    f = flags.FLAGS
+    start(lambda: run(f.workdir, f.checkpoint, f.ema, f.num_images, f.fid_stats, f.inception_path, f.gin_param))

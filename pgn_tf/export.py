@@ -19,9 +19,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras
 import tensorflow as tf
-from absl import app, flags, logging
+from absl import flags
 
-from pgn_tf.cli import UsageError, load_run
+from pgn_tf.cli import UsageError, load_run, start
 
 
 def _to_uint8(x):
@@ -113,15 +113,7 @@ def define_flags():
     flags.DEFINE_multi_string("gin_param", [], "Extra gin bindings applied after the run's config.")
 
 
-def main(argv):
-    if len(argv) > 1:
-        print(f"error: unexpected arguments {argv[1:]}.", file=sys.stderr)
-        return 2
-    logging.set_verbosity(logging.WARNING)
-    f = flags.FLAGS
-    return run(f.workdir, f.checkpoint, f.raw, f.export_dir, f.gin_param)
-
-
 if __name__ == "__main__":
     define_flags()
-    app.run(lambda argv: sys.exit(main(argv)))
+    f = flags.FLAGS
+    start(lambda: run(f.workdir, f.checkpoint, f.raw, f.export_dir, f.gin_param))

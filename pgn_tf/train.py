@@ -5,9 +5,9 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import app, flags, logging
+from absl import flags
 
-from pgn_tf.cli import UsageError, first_line, parse_gin, user_errors
+from pgn_tf.cli import UsageError, first_line, parse_gin, start, user_errors
 
 GIN_FILES = flags.DEFINE_multi_string("gin_file", [], "Gin config files, applied in order.")
 GIN_PARAMS = flags.DEFINE_multi_string("gin_param", [], "Gin bindings, e.g. 'train_and_evaluate.total_steps=100'.")
@@ -37,13 +37,5 @@ def run(gin_files, gin_params, workdir):
     return 0
 
 
-def main(argv):
-    if len(argv) > 1:
-        print(f"error: unexpected arguments {argv[1:]}; use --gin_file / --gin_param.", file=sys.stderr)
-        return 2
-    logging.set_verbosity(logging.WARNING)
-    return run(GIN_FILES.value, GIN_PARAMS.value, WORKDIR.value)
-
-
 if __name__ == "__main__":
-    app.run(lambda argv: sys.exit(main(argv)))
+    start(lambda: run(GIN_FILES.value, GIN_PARAMS.value, WORKDIR.value))

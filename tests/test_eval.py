@@ -140,7 +140,7 @@ def test_digits_classifier_is_accurate_cached_and_separates():
     assert real["FID"] * 10 < noise["FID"] and real["KID"] < noise["KID"]
 
 
-def test_feature_net_mismatch_is_refused(fake_inception):
+def test_feature_net_mismatch_is_refused():
     from pgn_tf.eval.evaluator import Evaluator
 
     net = features.FeatureNet("inception", lambda x: {"logits": x[:, 0, 0], "pool_3": x[:, 0, 0]}, 4)
