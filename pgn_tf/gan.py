@@ -1,5 +1,7 @@
 """PGNGAN: the official training loop as a Keras model (n_dis critic steps, one G step, EMA)."""
 
+import functools
+
 import keras
 import tensorflow as tf
 
@@ -47,7 +49,7 @@ class LinearDecay(keras.optimizers.schedules.LearningRateSchedule):
         }
 
 
-def augment(images, seed, max_shift=0.2, fill=-1.0):
+def augment(images, uniforms, max_shift=0.2, fill=-1.0):
     """The official consistency-regularisation transform, on device.
 
     Random horizontal flip, then a random integer translation of up to
@@ -56,13 +58,14 @@ def augment(images, seed, max_shift=0.2, fill=-1.0):
 
     Args:
       images: [N, H, W, C] in [-1, 1].
-      seed: a keras.random.SeedGenerator.
+      uniforms: [N, 3] uniform in [0, 1): per image the flip (< 0.5 flips)
+        and the x and y shifts.
     """
-    n, h, w = tf.shape(images)[0], images.shape[1], images.shape[2]
-    flip = keras.random.uniform((n, 1, 1, 1), seed=seed) < 0.5
+    h, w = images.shape[1], images.shape[2]
+    flip = uniforms[:, 0, None, None, None] < 0.5
     images = tf.where(flip, tf.reverse(images, axis=[2]), images)
-    limits = tf.constant([max_shift * w, max_shift * h])
-    shift = tf.cast(tf.round(keras.random.uniform((n, 2), seed=seed) * 2.0 * limits - limits), tf.int32)
+    limits = tf.constant([max_shift * w, max_shift * h], uniforms.dtype)
+    shift = tf.cast(tf.round(uniforms[:, 1:] * 2.0 * limits - limits), tf.int32)
     # Output pixel (x, y) reads input (x - dx, y - dy); gathers (not ImageProjectiveTransform) so XLA compiles it.
     cols = tf.range(w)[None, :] - shift[:, :1]  # [n, w]
     rows = tf.range(h)[None, :] - shift[:, 1:]  # [n, h]
@@ -94,6 +97,14 @@ class PGNGAN(keras.Model):
       ema_decay, ema_start: EMA decay, and the step from which it applies.
       cr: consistency-regularisation weight (0 = off).
       seed: seeds the z / label / augmentation stream.
+
+    Under a tf.distribute strategy with R replicas, each replica gets 1/R of
+    the real batch (see `distribute.distribute_dataset`) and the same rows of
+    every z / label / augmentation draw that a single device would use
+    there; its losses are divided by R because the optimizers sum the
+    replicas' gradients. With the generator's BatchNorm synchronised
+    (`models.layers.BatchNorm`), a step on R replicas computes the
+    single-device step.
     """
 
     def __init__(
@@ -129,9 +140,11 @@ class PGNGAN(keras.Model):
         self.ema_decay = float(ema_decay)
         self.ema_start = int(ema_start)
         self.cr = float(cr)
-        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.seed = int(seed)
         self.step = keras.Variable(0, dtype="int64", trainable=False, name="step")
         self.trackers = {name: keras.metrics.Mean(name=name) for name in TRACKERS}
+        # Every part is built; says so, or fit under a strategy would trace call() on an image batch to build it.
+        self.built = True
 
     @property
     def conditional(self):
@@ -148,12 +161,38 @@ class PGNGAN(keras.Model):
         self.g_optimizer = g_optimizer
         self.loss_fn = loss_fn
 
-    def _latents(self, n):
-        z = keras.random.normal((n, self.z_dim), seed=self.seed_generator)
+    @staticmethod
+    def _replicas():
+        """(this replica's index, replicas in sync): (0, 1) on one device or outside a step."""
+        ctx = tf.distribute.get_replica_context()
+        if ctx is None or ctx.num_replicas_in_sync == 1:
+            return 0, 1
+        return ctx.replica_id_in_sync_group, ctx.num_replicas_in_sync
+
+    def _random(self, sample, n, shape, salt):
+        """This replica's n rows of a draw of n * replicas, keyed by (seed, step, salt).
+
+        Stateless, so nothing is shared between replicas (which MirroredStrategy
+        traces in parallel threads) and a resumed run draws what an
+        uninterrupted one draws. Each draw of a step has its own salt.
+        sample: tf.random.stateless_normal or stateless_uniform (or a partial of one).
+        """
+        rid, replicas = self._replicas()
+        key = tf.stack([tf.constant(self.seed, tf.int64), tf.cast(self.step, tf.int64)])
+        key = tf.random.experimental.stateless_fold_in(key, salt)
+        x = sample([n * replicas, *shape], seed=key)
+        if replicas == 1:
+            return x
+        return tf.slice(x, [rid * n] + [0] * len(shape), [n] + [-1] * len(shape))
+
+    def _latents(self, n, salt):
+        """z [n, z_dim] (and labels [n]) for this replica; salts salt and salt + 1."""
+        floatx = keras.backend.floatx()
+        z = self._random(lambda s, seed: tf.random.stateless_normal(s, seed, dtype=floatx), n, (self.z_dim,), salt)
         if not self.conditional:
             return z, None
-        y = keras.random.randint((n,), 0, self.num_classes, seed=self.seed_generator, dtype="int32")
-        return z, y
+        randint = functools.partial(tf.random.stateless_uniform, minval=0, maxval=self.num_classes, dtype=tf.int32)
+        return z, self._random(randint, n, (), salt + 1)
 
     def generate(self, z, labels=None, ema=False, training=True):
         """Images [N, H, W, 3] in [-1, 1]; training=True uses batch statistics, as the official sampling does."""
@@ -164,9 +203,10 @@ class PGNGAN(keras.Model):
         z, labels = inputs if self.conditional else (inputs, None)
         return self.generate(z, labels, ema=True, training=training)
 
-    def _critic_step(self, real, real_y):
-        b = self.batch_size_D
-        z, fake_y = self._latents(b)
+    def _critic_step(self, real, real_y, b, k=0):
+        """Critic step k of the outer step on this replica's b real images (salts 4k .. 4k + 2)."""
+        replicas = self._replicas()[1]
+        z, fake_y = self._latents(b, 4 * k)
         fake = tf.stop_gradient(self.generate(z, fake_y))
         both = tf.concat([real, fake], axis=0)
         both_y = None if real_y is None else tf.concat([real_y, fake_y], axis=0)
@@ -177,10 +217,11 @@ class PGNGAN(keras.Model):
             loss, loss_real, loss_fake = self.loss_fn.critic(pred_real, pred_fake)
             cr_loss = tf.zeros((), loss.dtype)
             if self.cr > 0:
-                aug = augment(real, self.seed_generator)
+                uniforms = self._random(tf.random.stateless_uniform, b, (3,), 4 * k + 2)
+                aug = augment(real, tf.cast(uniforms, real.dtype))
                 pred_aug = self.discriminator(aug, labels=real_y, training=True)
                 cr_loss = tf.reduce_mean(tf.square(pred_aug - pred_real))
-            total = loss + self.cr * cr_loss
+            total = (loss + self.cr * cr_loss) / replicas  # the optimizer sums the replicas' gradients
         self.d_optimizer.apply(tape.gradient(total, d_vars), d_vars)
         return {
             "d_loss": loss,
@@ -193,13 +234,14 @@ class PGNGAN(keras.Model):
             "grad_norm_max": tf.reduce_max(out.grad_norm),
         }
 
-    def _generator_step(self):
-        z, y = self._latents(self.batch_size_G)
+    def _generator_step(self, batch_size):
+        z, y = self._latents(batch_size, 4 * self.n_dis)
         g_vars = self.generator.trainable_variables
         with tf.GradientTape() as tape:
             pred = self.discriminator(self.generate(z, y), labels=y, training=True)
             loss = self.loss_fn.generator(pred)
-        self.g_optimizer.apply(tape.gradient(loss, g_vars), g_vars)
+            scaled = loss / self._replicas()[1]
+        self.g_optimizer.apply(tape.gradient(scaled, g_vars), g_vars)
         return loss
 
     def _update_ema(self):
@@ -213,15 +255,19 @@ class PGNGAN(keras.Model):
         images, labels = (data[0], data[1]) if isinstance(data, (tuple, list)) else (data, None)
         if not self.conditional:
             labels = None
+        replicas = self._replicas()[1]
+        for name in ("batch_size_D", "batch_size_G"):
+            if getattr(self, name) % replicas:
+                raise ValueError(f"{name} {getattr(self, name)} is not divisible by the {replicas} replicas.")
+        b = self.batch_size_D // replicas
         self.step.assign_add(1)
         sums = {}
-        b = self.batch_size_D
         for k in range(self.n_dis):
             real_y = None if labels is None else labels[k * b : (k + 1) * b]
-            logs = self._critic_step(images[k * b : (k + 1) * b], real_y)
+            logs = self._critic_step(images[k * b : (k + 1) * b], real_y, b, k)
             sums = {key: sums.get(key, 0.0) + value for key, value in logs.items()}
         for key, value in sums.items():  # averaged over the n_dis critic steps, as logged officially
             self.trackers[key].update_state(value / self.n_dis)
-        self.trackers["g_loss"].update_state(self._generator_step())
+        self.trackers["g_loss"].update_state(self._generator_step(self.batch_size_G // replicas))
         self._update_ema()
         return {name: tracker.result() for name, tracker in self.trackers.items()}

@@ -130,6 +130,7 @@ class PGNDiscriminator(keras.Model):
         self.critic = critic
         self.mode = mode
         self.eps = eps
+        self.built = True  # no weights of its own; the critic is built
 
     def call(self, inputs, labels=None, training=None):
         return self.normalize(inputs, labels=labels, training=training).f_hat

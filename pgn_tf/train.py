@@ -1,4 +1,8 @@
-"""Trains a PGN-GAN: python -m pgn_tf.train --gin_file=gin_configs/cifar_cnn.gin [--gin_param=...] [--workdir=DIR]."""
+"""Trains a PGN-GAN: python -m pgn_tf.train --gin_file=gin_configs/cifar_cnn.gin [--gin_param=...] [--workdir=DIR].
+
+[--strategy=default|mirrored|multi_worker] [--cpu_replicas=N] spread each
+step over GPUs, logical CPUs or hosts (TF_CONFIG); see README.
+"""
 
 import os
 import sys
@@ -12,18 +16,35 @@ from pgn_tf.cli import UsageError, first_line, parse_gin, start, user_errors
 GIN_FILES = flags.DEFINE_multi_string("gin_file", [], "Gin config files, applied in order.")
 GIN_PARAMS = flags.DEFINE_multi_string("gin_param", [], "Gin bindings, e.g. 'train_and_evaluate.total_steps=100'.")
 WORKDIR = flags.DEFINE_string("workdir", "workdir", "Where checkpoints, samples and TensorBoard events go.")
+STRATEGY = flags.DEFINE_enum(
+    "strategy",
+    "default",
+    ["default", "mirrored", "multi_worker"],
+    "default: one device; mirrored: all GPUs of this host (or --cpu_replicas logical CPUs); "
+    "multi_worker: the hosts in TF_CONFIG.",
+)
+CPU_REPLICAS = flags.DEFINE_integer(
+    "cpu_replicas", None, "Split the CPU into this many logical devices (data parallelism without GPUs)."
+)
 
 
-def run(gin_files, gin_params, workdir):
+def run(gin_files, gin_params, workdir, strategy="default", cpu_replicas=None):
     """Parses the config and trains; returns the exit code (2 with one line on stderr for bad input)."""
     try:
         if not gin_files:
             raise UsageError("no --gin_file given (e.g. --gin_file=gin_configs/quickstart.gin).")
+        from pgn_tf import distribute
+
+        try:
+            # Before anything runs on a device: splitting the CPU must come first.
+            dist = distribute.make_strategy(strategy, cpu_replicas)
+        except distribute.StrategyError as e:
+            raise UsageError(first_line(e)) from None
         parse_gin(gin_files, gin_params)
         from pgn_tf import train_lib
 
         try:
-            train_lib.train_and_evaluate(workdir)
+            train_lib.train_and_evaluate(workdir, strategy=dist)
         except user_errors() as e:
             raise UsageError(first_line(e)) from None
         except (ValueError, TypeError) as e:
@@ -38,4 +59,4 @@ def run(gin_files, gin_params, workdir):
 
 
 if __name__ == "__main__":
-    start(lambda: run(GIN_FILES.value, GIN_PARAMS.value, WORKDIR.value))
+    start(lambda: run(GIN_FILES.value, GIN_PARAMS.value, WORKDIR.value, STRATEGY.value, CPU_REPLICAS.value))

@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from pgn_tf import callbacks, data, losses, optimizers
+from pgn_tf import callbacks, data, distribute, losses, optimizers
 from pgn_tf.eval import digits_classifier, evaluator, inception, stats
 from pgn_tf.gan import PGNGAN, LinearDecay
 from pgn_tf.models import biggan, dcgan, resnet
@@ -62,14 +62,23 @@ def _positive(**values):
 class Experiment:
     """A built run: the PGNGAN, its checkpoint (and managers) and how to score it; what train_and_evaluate works on."""
 
-    def __init__(self, workdir, gan, checkpoint, best_metric, feature_fn, fid_stats, dataset_fn, num_images, seed):
+    def __init__(
+        self, workdir, gan, checkpoint, best_metric, feature_fn, fid_stats, dataset_fn, num_images, seed, strategy
+    ):
         self.workdir = workdir
         self.gan = gan
         self.checkpoint = checkpoint
         self.best_metric = best_metric
-        self.manager = tf.train.CheckpointManager(checkpoint, os.path.join(workdir, "checkpoints"), max_to_keep=3)
+        self.strategy = strategy
+        self.chief = distribute.is_chief(strategy)
+        self.checkpoint_dir = os.path.join(workdir, "checkpoints")
+        # Every worker of a multi-worker run saves (TensorFlow requires it); only the chief's are the run's.
+        own = self.checkpoint_dir
+        if not self.chief:
+            own = os.path.join(workdir, "workers", str(distribute.worker_id(strategy)), "checkpoints")
+        self.manager = tf.train.CheckpointManager(checkpoint, own, max_to_keep=3 if self.chief else 1)
         self.best_manager = tf.train.CheckpointManager(
-            checkpoint, os.path.join(workdir, "checkpoints", "best"), max_to_keep=1
+            checkpoint, os.path.join(self.checkpoint_dir, "best"), max_to_keep=1
         )
         self.feature_fn = feature_fn
         self.fid_stats = fid_stats
@@ -84,7 +93,8 @@ class Experiment:
           CheckpointError: no such checkpoint, or one that cannot be restored.
         """
         if which in ("latest", "best"):
-            path = (self.manager if which == "latest" else self.best_manager).latest_checkpoint
+            # Every worker resumes from the chief's checkpoints (a filesystem all hosts share).
+            path = tf.train.latest_checkpoint(self.checkpoint_dir if which == "latest" else self.best_manager.directory)
             if path is None:
                 if which == "latest":
                     return None
@@ -129,7 +139,46 @@ class Experiment:
         return evaluator.Evaluator(feature_net, reference, num_images, self.gan.batch_size_G, self.seed)
 
 
-@gin.configurable(denylist=["workdir", "train"])
+def _build(
+    workdir, dataset_fn, generator_fn, critic_fn, loss_fn, d_optimizer, g_optimizer, normalization, num_classes,
+    total_steps, batch_size_D, batch_size_G, n_dis, lr_D, lr_G, lr_decay_start, ema_decay, ema_start, cr, z_dim,
+    num_images, feature_fn, fid_stats, seed, jit_compile, strategy,
+):  # fmt: skip
+    """The models, optimizers and checkpoint of a run (in the strategy's scope), as an Experiment."""
+    cond = {} if num_classes is None else {"num_classes": num_classes}
+    generator = generator_fn(z_dim=z_dim, **cond)
+    critic = critic_fn(**cond)
+    gan = PGNGAN(
+        generator, critic, normalization=normalization, z_dim=z_dim, num_classes=num_classes, n_dis=n_dis,
+        batch_size_D=batch_size_D, batch_size_G=batch_size_G, ema_decay=ema_decay, ema_start=ema_start,
+        cr=cr, seed=seed,
+    )  # fmt: skip
+    with gin.config_scope("d"):
+        d_opt = d_optimizer(learning_rate=LinearDecay(lr_D, lr_decay_start, total_steps, n_dis))
+    with gin.config_scope("g"):
+        g_opt = g_optimizer(learning_rate=LinearDecay(lr_G, lr_decay_start, total_steps, 1))
+    if jit_compile and strategy.num_replicas_in_sync > 1:
+        # XLA compiles one device's program; a step that spans replicas runs as a plain tf.function.
+        print("jit_compile is off: XLA does not compile a step spread over several replicas.", file=sys.stderr)
+        jit_compile = False
+    gan.compile(d_optimizer=d_opt, g_optimizer=g_opt, loss_fn=loss_fn(), jit_compile=jit_compile)
+    d_opt.build(gan.discriminator.trainable_variables)
+    g_opt.build(generator.trainable_variables)
+
+    rng = np.random.default_rng(seed)
+    fixed_z = tf.Variable(rng.standard_normal((SAMPLES, z_dim)).astype(np.float32), trainable=False)
+    fixed_y = tf.Variable(np.arange(SAMPLES, dtype=np.int32) % (num_classes or 1), trainable=False)
+    best_metric = tf.Variable(np.inf, dtype=tf.float64, trainable=False)
+    checkpoint = tf.train.Checkpoint(
+        generator=generator, ema_generator=gan.ema_generator, critic=critic, d_optimizer=d_opt,
+        g_optimizer=g_opt, step=gan.step, fixed_z=fixed_z, fixed_y=fixed_y, best_metric=best_metric,
+    )  # fmt: skip
+    return Experiment(
+        workdir, gan, checkpoint, best_metric, feature_fn, fid_stats, dataset_fn, num_images, seed, strategy
+    )
+
+
+@gin.configurable(denylist=["workdir", "train", "strategy"])
 def train_and_evaluate(
     workdir,
     dataset_fn=gin.REQUIRED,
@@ -162,6 +211,7 @@ def train_and_evaluate(
     seed=0,
     jit_compile=False,
     train=True,
+    strategy=None,
 ):
     """Trains a PGN-GAN in `workdir`, resuming from its latest checkpoint.
 
@@ -190,6 +240,11 @@ def train_and_evaluate(
       jit_compile: XLA-compile the train step.
       train: False builds and returns the Experiment without training or
         restoring (for evaluation and export).
+      strategy: a tf.distribute strategy (`distribute.make_strategy`); the
+        batch sizes are global and must divide by its replicas. In a
+        multi-worker run only the chief writes summaries, samples,
+        evaluations and the checkpoints in DIR/checkpoints (which every
+        worker resumes from); the others save to DIR/workers/<index>/.
 
     Returns:
       The Experiment (its PGNGAN trained to total_steps).
@@ -203,37 +258,24 @@ def train_and_evaluate(
         raise ConfigError(f"train_and_evaluate.normalization must be one of {MODES}, got {normalization!r}.")
     if best_by not in ("FID", "FID_ema"):
         raise ConfigError(f"train_and_evaluate.best_by must be 'FID' or 'FID_ema', got {best_by!r}.")
+    strategy = strategy or tf.distribute.get_strategy()
+    replicas = strategy.num_replicas_in_sync
+    for name, value in (("batch_size_D", batch_size_D), ("batch_size_G", batch_size_G)):
+        if value % replicas:
+            raise ConfigError(
+                f"train_and_evaluate.{name} = {value} does not split over {replicas} replicas; use a multiple of {replicas}."
+            )
     _check_workdir(workdir)
     keras.utils.set_random_seed(seed)
-
-    cond = {} if num_classes is None else {"num_classes": num_classes}
-    generator = generator_fn(z_dim=z_dim, **cond)
-    critic = critic_fn(**cond)
-    gan = PGNGAN(
-        generator, critic, normalization=normalization, z_dim=z_dim, num_classes=num_classes, n_dis=n_dis,
-        batch_size_D=batch_size_D, batch_size_G=batch_size_G, ema_decay=ema_decay, ema_start=ema_start,
-        cr=cr, seed=seed,
-    )  # fmt: skip
-    with gin.config_scope("d"):
-        d_opt = d_optimizer(learning_rate=LinearDecay(lr_D, lr_decay_start, total_steps, n_dis))
-    with gin.config_scope("g"):
-        g_opt = g_optimizer(learning_rate=LinearDecay(lr_G, lr_decay_start, total_steps, 1))
-    gan.compile(d_optimizer=d_opt, g_optimizer=g_opt, loss_fn=loss_fn(), jit_compile=jit_compile)
-    d_opt.build(gan.discriminator.trainable_variables)
-    g_opt.build(generator.trainable_variables)
-
-    rng = np.random.default_rng(seed)
-    fixed_z = tf.Variable(rng.standard_normal((SAMPLES, z_dim)).astype(np.float32), trainable=False)
-    fixed_y = tf.Variable(np.arange(SAMPLES, dtype=np.int32) % (num_classes or 1), trainable=False)
-    best_metric = tf.Variable(np.inf, dtype=tf.float64, trainable=False)
-    checkpoint = tf.train.Checkpoint(
-        generator=generator, ema_generator=gan.ema_generator, critic=critic, d_optimizer=d_opt,
-        g_optimizer=g_opt, step=gan.step, rng=gan.seed_generator.state, fixed_z=fixed_z, fixed_y=fixed_y,
-        best_metric=best_metric,
-    )  # fmt: skip
-    exp = Experiment(workdir, gan, checkpoint, best_metric, feature_fn, fid_stats, dataset_fn, num_images, seed)
+    with strategy.scope():
+        exp = _build(
+            workdir, dataset_fn, generator_fn, critic_fn, loss_fn, d_optimizer, g_optimizer, normalization,
+            num_classes, total_steps, batch_size_D, batch_size_G, n_dis, lr_D, lr_G, lr_decay_start, ema_decay,
+            ema_start, cr, z_dim, num_images, feature_fn, fid_stats, seed, jit_compile, strategy,
+        )  # fmt: skip
     if not train:
         return exp
+    gan = exp.gan
     restored = exp.restore("latest")
     start = int(gan.step.numpy())
     if restored:
@@ -242,28 +284,38 @@ def train_and_evaluate(
         print(f"Already trained to step {start} >= total_steps {total_steps}.", flush=True)
         return exp
 
-    dataset = dataset_fn(batch_size=n_dis * batch_size_D, seed=seed, start_step=start)
-    want = tuple(critic.inputs[0].shape[1:])
+    def global_batches():
+        return dataset_fn(batch_size=n_dis * batch_size_D, seed=seed, start_step=start)
+
+    dataset = global_batches()
+    want = tuple(gan.discriminator.critic.inputs[0].shape[1:])
     got = tuple(dataset.element_spec[0].shape[1:])
     if got != want:
         raise ConfigError(f"the dataset gives images of shape {got} but the critic takes {want}; match their sizes.")
+    if replicas > 1:
+        dataset = distribute.distribute_dataset(strategy, global_batches, n_dis, batch_size_D)
     # Load the feature network and reference before training, so a missing model fails at once.
-    evals_due = (total_steps // eval_every) > (start // eval_every)
+    evals_due = exp.chief and (total_steps // eval_every) > (start // eval_every)
     scorer = exp.evaluator() if evals_due else None
 
-    writer = tf.summary.create_file_writer(workdir)
     remaining = total_steps - start
-    cbs = [
-        callbacks.OperativeConfig(writer, workdir, gin.operative_config_str),
-        callbacks.Samples(
-            writer, os.path.join(workdir, "samples"), fixed_z, None if num_classes is None else fixed_y, sample_every
-        ),
-        callbacks.StepLogger(writer, total_steps, min(log_every, total_steps)),
-    ]
-    if scorer:
-        cbs.append(callbacks.Evaluate(scorer, eval_every, writer, workdir, exp.best_manager, best_metric, best_by))
+    cbs, writer = [], None
+    if exp.chief:
+        writer = tf.summary.create_file_writer(workdir)
+        fixed_y = None if num_classes is None else exp.checkpoint.fixed_y
+        cbs = [
+            callbacks.OperativeConfig(writer, workdir, gin.operative_config_str),
+            callbacks.Samples(writer, os.path.join(workdir, "samples"), exp.checkpoint.fixed_z, fixed_y, sample_every),
+            callbacks.StepLogger(writer, total_steps, min(log_every, total_steps)),
+        ]
+        if scorer:
+            cbs.append(
+                callbacks.Evaluate(scorer, eval_every, writer, workdir, exp.best_manager, exp.best_metric, best_by)
+            )
     cbs += [callbacks.Checkpointer(exp.manager, save_every), callbacks.StopAt(total_steps)]
     per_epoch = min(log_every, remaining)
-    gan.fit(dataset, epochs=math.ceil(remaining / per_epoch), steps_per_epoch=per_epoch, callbacks=cbs, verbose=0)
-    writer.close()
+    with strategy.scope():
+        gan.fit(dataset, epochs=math.ceil(remaining / per_epoch), steps_per_epoch=per_epoch, callbacks=cbs, verbose=0)
+    if writer:
+        writer.close()
     return exp

@@ -85,9 +85,10 @@ def bench_ours(args):
     x = tf.random.uniform((n, size, size, 3), -1, 1)
     y = tf.random.uniform((n,), 0, 10, tf.int32)
     step = tf.function(gan.train_step, jit_compile=args.jit)
-    critic = tf.function(lambda: [gan._critic_step(x[: args.batch_size_D], y[: args.batch_size_D] if cond else None)
+    b = args.batch_size_D
+    critic = tf.function(lambda: [gan._critic_step(x[:b], y[:b] if cond else None, b)
                                   for _ in range(args.n_dis)], jit_compile=args.jit)  # fmt: skip
-    generator = tf.function(gan._generator_step, jit_compile=args.jit)
+    generator = tf.function(lambda: gan._generator_step(args.batch_size_G), jit_compile=args.jit)
     # .numpy() waits for the result, so each time covers the whole iteration.
     total = _time(lambda: step((x, y))["g_loss"].numpy(), args.iters, args.warmup)
     crit = _time(lambda: critic()[-1]["d_loss"].numpy(), args.iters, args.warmup)

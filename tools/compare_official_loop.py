@@ -93,7 +93,7 @@ def main():
     torch_port.load_state_dict(d, {k: v.numpy() for k, v in D.state_dict().items()})
     gan = PGNGAN(g, d, n_dis=n, batch_size_D=b, batch_size_G=bg, ema_decay=args.ema_decay)
     queue = []
-    gan._latents = lambda k: (tf.constant(queue.pop(0), dtype), None)
+    gan._latents = lambda n, salt: (tf.constant(queue.pop(0), dtype), None)
 
     def adam(lr):
         return optimizers.Adam(lr, beta_1=args.beta1, beta_2=args.beta2, epsilon=1e-8)

@@ -35,6 +35,11 @@ class BatchNorm(keras.layers.BatchNormalization):
     updated with the unbiased one, as PyTorch does. Batch statistics are used
     whenever training=True, also for non-trainable copies (EMA generator), as
     the official code samples with G in training mode.
+
+    Inside a step of a multi-replica tf.distribute strategy the statistics
+    are those of the global batch (all replicas, two all-reduced passes), as
+    the official multi-GPU script's synchronised BatchNorm; every replica
+    then holds the same moving statistics.
     """
 
     def __init__(self, momentum=0.9, epsilon=1e-5, **kwargs):
@@ -50,7 +55,14 @@ class BatchNorm(keras.layers.BatchNormalization):
         ch = inputs.shape[-1]
         scale = self.gamma if self.scale else ops.ones((ch,), inputs.dtype)
         offset = self.beta if self.center else ops.zeros((ch,), inputs.dtype)
-        if len(inputs.shape) == 4 and inputs.dtype == "float32" and not self.synchronized:
+        ctx = tf.distribute.get_replica_context()
+        if ctx is not None and ctx.num_replicas_in_sync > 1:
+            mean, variance, n = _global_moments(inputs, ctx)
+            unbiased = variance * n / ops.maximum(n - 1.0, 1.0)
+            outputs = ops.batch_normalization(
+                inputs, mean, variance, axis=-1, offset=offset, scale=scale, epsilon=self.epsilon
+            )
+        elif len(inputs.shape) == 4 and inputs.dtype == "float32" and not self.synchronized:
             # One fused kernel (and a fused gradient, more accurate in float32
             # than the composed ops); it returns the unbiased variance.
             outputs, mean, unbiased = tf.raw_ops.FusedBatchNormV3(
@@ -76,6 +88,16 @@ class BatchNorm(keras.layers.BatchNormalization):
             self.moving_variance * m + ops.cast(unbiased, self.moving_variance.dtype) * (1.0 - m)
         )
         return ops.cast(outputs, self.compute_dtype)
+
+
+def _global_moments(x, ctx):
+    """Per-channel mean, biased variance and count over every replica's batch (differentiable all-reduces)."""
+    axes = list(range(len(x.shape) - 1))
+    count = tf.cast(tf.reduce_prod(tf.shape(x)[:-1]), x.dtype)
+    total, n = ctx.all_reduce("SUM", [tf.reduce_sum(x, axes), count])
+    mean = total / n
+    variance = ctx.all_reduce("SUM", tf.reduce_sum(tf.square(x - mean), axes)) / n
+    return mean, variance, n
 
 
 def _l2_normalize(v, eps):
