@@ -48,7 +48,7 @@ class StepLogger(keras.callbacks.Callback):
         elapsed = time.perf_counter() - self._t0
         rate = (step - self._s0) / max(elapsed, 1e-9)
         eta = (self.total_steps - step) / max(rate, 1e-9)
-        logs = {k: float(v) for k, v in (logs or {}).items()}
+        logs = {k: float(np.mean(v)) for k, v in (logs or {}).items()}  # [1] under a multi-replica strategy
         lrs = {
             "lr_D": float(self.model.d_optimizer.learning_rate),
             "lr_G": float(self.model.g_optimizer.learning_rate),
@@ -80,7 +80,8 @@ class Samples(keras.callbacks.Callback):
         os.makedirs(self.sample_dir, exist_ok=True)
         with self.writer.as_default(step=step):
             for tag, ema in (("sample", False), ("sample_ema", True)):
-                images = self.model.generate(self.fixed_z, self.fixed_y, ema=ema).numpy()
+                with self.model.statistics_kept():
+                    images = self.model.generate(self.fixed_z, self.fixed_y, ema=ema).numpy()
                 grid = image_grid(images)
                 tf.summary.image(tag, grid[None], step=step)
                 path = os.path.join(self.sample_dir, f"{tag}_{step:07d}.png")
@@ -182,7 +183,8 @@ class Evaluate(keras.callbacks.Callback):
         t0 = time.perf_counter()
         scores = {"step": step}
         for suffix, ema in (("", False), ("_ema", True)):
-            result = self.evaluator(self.model, ema)
+            with self.model.statistics_kept():
+                result = self.evaluator(self.model, ema)
             scores.update({f"{k}{suffix}": v for k, v in result.items() if isinstance(v, float)})
         scores.update(num_images=self.evaluator.num_images, feature_net=self.evaluator.feature_net.name)
         scores["seconds"] = round(time.perf_counter() - t0, 1)

@@ -104,6 +104,18 @@ def worker_id(strategy):
     return int(resolver.task_id or 0) if resolver is not None and resolver.task_type else 0
 
 
+def split_rows(t, n_dis, replicas):
+    """[n_dis * batch, ...] -> [replicas, n_dis * batch / replicas, ...]: row r holds rows r of every slice.
+
+    Slice k (critic step k) is rows [k * batch, (k + 1) * batch); replica r
+    gets rows [r * b, (r + 1) * b) of each, b = batch / replicas, in order.
+    """
+    rest = t.shape[1:].as_list()
+    t = tf.reshape(t, [n_dis, replicas, -1] + rest)
+    t = tf.transpose(t, [1, 0] + list(range(2, len(t.shape))))
+    return tf.reshape(t, [replicas, -1] + rest)
+
+
 def distribute_dataset(strategy, dataset_fn, n_dis, batch_size):
     """The global batches of `dataset_fn`, split so replica r gets rows r of every critic step's batch.
 
@@ -118,15 +130,9 @@ def distribute_dataset(strategy, dataset_fn, n_dis, batch_size):
       dataset_fn: () -> tf.data of global (images, labels) batches of n_dis * batch_size.
     """
     replicas = strategy.num_replicas_in_sync
-    b = batch_size // replicas
 
     def split(images, labels):
-        def per_replica(t):  # [n_dis * batch] -> [R, n_dis * b]: slice k's rows of replica r, k = 0..n_dis-1
-            t = tf.reshape(t, [n_dis, replicas, b] + t.shape[1:].as_list())
-            t = tf.transpose(t, [1, 0] + list(range(2, len(t.shape))))
-            return tf.reshape(t, [replicas, n_dis * b] + t.shape[3:].as_list())
-
-        return per_replica(images), per_replica(labels)
+        return split_rows(images, n_dis, replicas), split_rows(labels, n_dis, replicas)
 
     def pipeline(context):
         per_pipeline = replicas // context.num_input_pipelines

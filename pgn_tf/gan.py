@@ -1,5 +1,6 @@
 """PGNGAN: the official training loop as a Keras model (n_dis critic steps, one G step, EMA)."""
 
+import contextlib
 import functools
 
 import keras
@@ -146,6 +147,11 @@ class PGNGAN(keras.Model):
         # Every part is built; says so, or fit under a strategy would trace call() on an image batch to build it.
         self.built = True
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras' fit builds a model under a strategy by tracing call() on a data batch (images, here)
+        # after reducing a distributed batch across replicas; every part of this model is built in __init__.
+        return
+
     @property
     def conditional(self):
         return self.num_classes is not None
@@ -198,6 +204,21 @@ class PGNGAN(keras.Model):
         """Images [N, H, W, 3] in [-1, 1]; training=True uses batch statistics, as the official sampling does."""
         g = self.ema_generator if ema else self.generator
         return g(z if labels is None else [z, labels], training=training)
+
+    @contextlib.contextmanager
+    def statistics_kept(self):
+        """Within it, sampling with batch statistics leaves both generators' BatchNorm moving statistics unchanged.
+
+        Training never reads them (G always runs on batch statistics), only an
+        inference-mode export does; keeping samples and evaluations out of them
+        also keeps them equal on every worker when only the chief samples.
+        """
+        saved = [(v, v.numpy()) for g in (self.generator, self.ema_generator) for v in g.non_trainable_weights]
+        try:
+            yield
+        finally:
+            for v, value in saved:
+                v.assign(value)
 
     def call(self, inputs, training=False):
         z, labels = inputs if self.conditional else (inputs, None)
@@ -270,4 +291,7 @@ class PGNGAN(keras.Model):
             self.trackers[key].update_state(value / self.n_dis)
         self.trackers["g_loss"].update_state(self._generator_step(self.batch_size_G // replicas))
         self._update_ema()
-        return {name: tracker.result() for name, tracker in self.trackers.items()}
+        results = {name: tracker.result() for name, tracker in self.trackers.items()}
+        if replicas > 1:  # Keras averages per-replica results along axis 0, which a scalar lacks (multi-worker)
+            results = {name: tf.reshape(value, [1]) for name, value in results.items()}
+        return results

@@ -28,7 +28,9 @@ class CheckpointError(ValueError):
 
 # Components are gin references: @dcgan.generator, @data.cifar10, @losses.hinge,
 # @d/optimizers.Adam (torch's Adam arithmetic, as the official code); Keras' own stays available.
-gin.external_configurable(optimizers.Adam, module="optimizers")
+# external_configurable returns a configurable copy and leaves the original alone: the defaults
+# below must be these copies, or bindings such as d/optimizers.Adam.beta_1 would never apply.
+Adam = gin.external_configurable(optimizers.Adam, module="optimizers")
 gin.external_configurable(keras.optimizers.Adam, module="keras.optimizers")
 for _module, _fns in (("dcgan", dcgan), ("resnet", resnet), ("biggan", biggan)):
     for _fn in (_fns.generator, _fns.critic):
@@ -36,7 +38,7 @@ for _module, _fns in (("dcgan", dcgan), ("resnet", resnet), ("biggan", biggan)):
 for _fn in (data.digits, data.cifar10, data.stl10, data.celeb_a_hq):
     # Set by train_and_evaluate, never by a config.
     gin.external_configurable(_fn, module="data", denylist=["batch_size", "seed", "start_step"])
-gin.external_configurable(inception.load_inception, module="inception", denylist=["batch_size"])
+load_inception = gin.external_configurable(inception.load_inception, module="inception", denylist=["batch_size"])
 gin.external_configurable(digits_classifier.load_digits_classifier, module="digits_classifier", denylist=["batch_size"])
 for _loss in (losses.hinge, losses.bce, losses.wasserstein):
     gin.external_configurable(lambda _loss=_loss: _loss, name=_loss.name, module="losses")
@@ -185,8 +187,8 @@ def train_and_evaluate(
     generator_fn=gin.REQUIRED,
     critic_fn=gin.REQUIRED,
     loss_fn=gin.REQUIRED,
-    d_optimizer=optimizers.Adam,
-    g_optimizer=optimizers.Adam,
+    d_optimizer=Adam,
+    g_optimizer=Adam,
     normalization="pgn",
     num_classes=None,
     total_steps=200_000,
@@ -204,7 +206,7 @@ def train_and_evaluate(
     eval_every=5000,
     save_every=5000,
     num_images=50_000,
-    feature_fn=inception.load_inception,
+    feature_fn=load_inception,
     fid_stats=None,
     best_by="FID",
     log_every=100,
