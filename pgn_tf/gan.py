@@ -144,12 +144,11 @@ class PGNGAN(keras.Model):
         self.seed = int(seed)
         self.step = keras.Variable(0, dtype="int64", trainable=False, name="step")
         self.trackers = {name: keras.metrics.Mean(name=name) for name in TRACKERS}
-        # Every part is built; says so, or fit under a strategy would trace call() on an image batch to build it.
-        self.built = True
+        self.built = True  # every part is built above
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        # Keras' fit builds a model under a strategy by tracing call() on a data batch (images, here)
-        # after reducing a distributed batch across replicas; every part of this model is built in __init__.
+        # Under a strategy, Keras' fit would build the model by tracing call() (z -> images) on a data
+        # batch (images), after averaging a distributed batch over replicas; nothing here needs building.
         return
 
     @property

@@ -14,7 +14,8 @@ import pytest
 import tensorflow as tf
 from conftest import ROOT
 
-from pgn_tf import data, losses, models, train, train_lib
+from pgn_tf import data, losses, models, optimizers, train, train_lib
+from pgn_tf.eval import inception
 from pgn_tf.gan import PGNGAN, LinearDecay, augment
 
 # base.gin is only included by the others.
@@ -150,6 +151,36 @@ def test_every_gin_file_parses_and_builds(path):
                     256: (37_135_107,)}  # fmt: skip
         assert n_g in official[g.outputs[0].shape[1]]
         assert gin.query_parameter("train_and_evaluate.ema_decay") == 0.9999
+
+
+# (gin file, arch family, Adam betas, lr D / G): the table, as the optimizers must receive it.
+OPTIMIZER_ROWS = [
+    ("quickstart.gin", "dcgan", (0.0, 0.9), (2e-4, 2e-4)),
+    ("cifar_resnet.gin", "resnet", (0.0, 0.9), (4e-4, 2e-4)),
+    ("cifar_biggan.gin", "biggan", (0.0, 0.999), (2e-4, 1e-4)),
+]
+
+
+@pytest.mark.parametrize("name, arch, betas, lrs", OPTIMIZER_ROWS)
+def test_gin_bindings_reach_the_optimizers(name, arch, betas, lrs, tmp_path):
+    small = [
+        f"{arch}.generator.width=0.0625",
+        f"{arch}.critic.width=0.0625",
+        "train_and_evaluate.dataset_fn=@data.digits",
+    ]
+    train.parse_gin([name], small)
+    gan = train_lib.train_and_evaluate(str(tmp_path), train=False).gan
+    for opt, lr in zip((gan.d_optimizer, gan.g_optimizer), lrs):
+        assert isinstance(opt, optimizers.Adam)  # torch's arithmetic
+        assert (opt.beta_1, opt.beta_2, opt.epsilon) == (*betas, 1e-8)
+        assert float(opt.learning_rate) == pytest.approx(lr)
+
+
+def test_gin_binding_reaches_the_default_inception_loader(tmp_path):
+    train.parse_gin(["cifar_cnn.gin"], ["inception.load_inception.path='/nonexistent/inception'"])
+    exp = train_lib.train_and_evaluate(str(tmp_path), train=False)
+    with pytest.raises(inception.InceptionError, match="/nonexistent/inception"):
+        exp.evaluator()
 
 
 def _train(workdir, total, extra=()):
