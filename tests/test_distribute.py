@@ -68,9 +68,8 @@ def test_two_replicas_compute_the_single_device_step(tmp_path):
     common = [*SMALL, "--gin_param=train_and_evaluate.total_steps=2", "--gin_param=train_and_evaluate.n_dis=2",
               "--gin_param=train_and_evaluate.cr=1.0", "--gin_param=train_and_evaluate.ema_decay=0.5"]  # fmt: skip
     one = _train([*common, f"--workdir={tmp_path / 'one'}"])
-    out_one = _finish(one)
     two = _train([*common, f"--workdir={tmp_path / 'two'}", "--strategy=mirrored", "--cpu_replicas=2"])
-    out_two = _finish(two)
+    out_one, out_two = _finish(one), _finish(two)
     assert "step 2/2" in out_one and "step 2/2" in out_two
     _assert_same_variables(tmp_path / "one" / "checkpoints", tmp_path / "two" / "checkpoints", atol=1e-5)
     # The progress line reports the global batch's losses, as on one device.
@@ -88,7 +87,7 @@ CONDITIONAL = textwrap.dedent(
     distribute.split_cpu(2)
     cli.parse_gin(["cifar_biggan.gin"], ["train_and_evaluate.dataset_fn = @data.digits", "biggan.generator.width = 0.0625",
         "biggan.critic.width = 0.0625", "train_and_evaluate.batch_size_D = 8", "train_and_evaluate.batch_size_G = 8",
-        "train_and_evaluate.total_steps = 1", "train_and_evaluate.sample_every = 1000",
+        "train_and_evaluate.n_dis = 1", "train_and_evaluate.total_steps = 1", "train_and_evaluate.sample_every = 1000",
         "train_and_evaluate.save_every = 1000", "train_and_evaluate.log_every = 1",
         "d/optimizers.Adam.epsilon = 1e-3", "g/optimizers.Adam.epsilon = 1e-3"])
     weights = []

@@ -56,6 +56,8 @@ def _summary(impl, args, total, critic, generator):
         "generator_s": statistics.median(generator),
         "peak_rss_mib": _peak_rss_mib(),
         "threads": os.cpu_count(),
+        "inter_op": args.inter_op,
+        "intra_op": args.intra_op,
     }
 
 
@@ -67,6 +69,8 @@ def bench_ours(args):
     from pgn_tf import losses, models, optimizers
     from pgn_tf.gan import PGNGAN
 
+    tf.config.threading.set_inter_op_parallelism_threads(args.inter_op)
+    tf.config.threading.set_intra_op_parallelism_threads(args.intra_op)
     keras.utils.set_random_seed(0)
     cond = models.is_conditional(args.arch)
     gan = PGNGAN(
@@ -177,6 +181,8 @@ def main():
     parser.add_argument("--iters", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--jit", action="store_true", help="XLA-compile our step")
+    parser.add_argument("--inter_op", type=int, default=0, help="TF inter-op threads (0: TF's default)")
+    parser.add_argument("--intra_op", type=int, default=0, help="TF intra-op threads (0: TF's default)")
     parser.add_argument("--official_dir", default=None)
     parser.add_argument("--only_official", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
