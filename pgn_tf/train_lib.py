@@ -71,7 +71,6 @@ class Experiment:
         self.gan = gan
         self.checkpoint = checkpoint
         self.best_metric = best_metric
-        self.strategy = strategy
         self.chief = distribute.is_chief(strategy)
         self.checkpoint_dir = os.path.join(workdir, "checkpoints")
         # Every worker of a multi-worker run saves (TensorFlow requires it); only the chief's are the run's.
@@ -139,45 +138,6 @@ class Experiment:
                 reference = evaluator.reference_from_dataset(feature_net, dataset, num_images, self.seed)
                 reference.save(path)
         return evaluator.Evaluator(feature_net, reference, num_images, self.gan.batch_size_G, self.seed)
-
-
-def _build(
-    workdir, dataset_fn, generator_fn, critic_fn, loss_fn, d_optimizer, g_optimizer, normalization, num_classes,
-    total_steps, batch_size_D, batch_size_G, n_dis, lr_D, lr_G, lr_decay_start, ema_decay, ema_start, cr, z_dim,
-    num_images, feature_fn, fid_stats, seed, jit_compile, strategy,
-):  # fmt: skip
-    """The models, optimizers and checkpoint of a run (in the strategy's scope), as an Experiment."""
-    cond = {} if num_classes is None else {"num_classes": num_classes}
-    generator = generator_fn(z_dim=z_dim, **cond)
-    critic = critic_fn(**cond)
-    gan = PGNGAN(
-        generator, critic, normalization=normalization, z_dim=z_dim, num_classes=num_classes, n_dis=n_dis,
-        batch_size_D=batch_size_D, batch_size_G=batch_size_G, ema_decay=ema_decay, ema_start=ema_start,
-        cr=cr, seed=seed,
-    )  # fmt: skip
-    with gin.config_scope("d"):
-        d_opt = d_optimizer(learning_rate=LinearDecay(lr_D, lr_decay_start, total_steps, n_dis))
-    with gin.config_scope("g"):
-        g_opt = g_optimizer(learning_rate=LinearDecay(lr_G, lr_decay_start, total_steps, 1))
-    if jit_compile and strategy.num_replicas_in_sync > 1:
-        # XLA compiles one device's program; a step that spans replicas runs as a plain tf.function.
-        print("jit_compile is off: XLA does not compile a step spread over several replicas.", file=sys.stderr)
-        jit_compile = False
-    gan.compile(d_optimizer=d_opt, g_optimizer=g_opt, loss_fn=loss_fn(), jit_compile=jit_compile)
-    d_opt.build(gan.discriminator.trainable_variables)
-    g_opt.build(generator.trainable_variables)
-
-    rng = np.random.default_rng(seed)
-    fixed_z = tf.Variable(rng.standard_normal((SAMPLES, z_dim)).astype(np.float32), trainable=False)
-    fixed_y = tf.Variable(np.arange(SAMPLES, dtype=np.int32) % (num_classes or 1), trainable=False)
-    best_metric = tf.Variable(np.inf, dtype=tf.float64, trainable=False)
-    checkpoint = tf.train.Checkpoint(
-        generator=generator, ema_generator=gan.ema_generator, critic=critic, d_optimizer=d_opt,
-        g_optimizer=g_opt, step=gan.step, fixed_z=fixed_z, fixed_y=fixed_y, best_metric=best_metric,
-    )  # fmt: skip
-    return Experiment(
-        workdir, gan, checkpoint, best_metric, feature_fn, fid_stats, dataset_fn, num_images, seed, strategy
-    )
 
 
 @gin.configurable(denylist=["workdir", "train", "strategy"])
@@ -270,14 +230,39 @@ def train_and_evaluate(
     _check_workdir(workdir)
     keras.utils.set_random_seed(seed)
     with strategy.scope():
-        exp = _build(
-            workdir, dataset_fn, generator_fn, critic_fn, loss_fn, d_optimizer, g_optimizer, normalization,
-            num_classes, total_steps, batch_size_D, batch_size_G, n_dis, lr_D, lr_G, lr_decay_start, ema_decay,
-            ema_start, cr, z_dim, num_images, feature_fn, fid_stats, seed, jit_compile, strategy,
+        cond = {} if num_classes is None else {"num_classes": num_classes}
+        generator = generator_fn(z_dim=z_dim, **cond)
+        critic = critic_fn(**cond)
+        gan = PGNGAN(
+            generator, critic, normalization=normalization, z_dim=z_dim, num_classes=num_classes, n_dis=n_dis,
+            batch_size_D=batch_size_D, batch_size_G=batch_size_G, ema_decay=ema_decay, ema_start=ema_start,
+            cr=cr, seed=seed,
         )  # fmt: skip
+        with gin.config_scope("d"):
+            d_opt = d_optimizer(learning_rate=LinearDecay(lr_D, lr_decay_start, total_steps, n_dis))
+        with gin.config_scope("g"):
+            g_opt = g_optimizer(learning_rate=LinearDecay(lr_G, lr_decay_start, total_steps, 1))
+        if jit_compile and strategy.num_replicas_in_sync > 1:
+            # XLA compiles one device's program; a step that spans replicas runs as a plain tf.function.
+            print("jit_compile is off: XLA does not compile a step spread over several replicas.", file=sys.stderr)
+            jit_compile = False
+        gan.compile(d_optimizer=d_opt, g_optimizer=g_opt, loss_fn=loss_fn(), jit_compile=jit_compile)
+        d_opt.build(gan.discriminator.trainable_variables)
+        g_opt.build(generator.trainable_variables)
+
+        rng = np.random.default_rng(seed)
+        fixed_z = tf.Variable(rng.standard_normal((SAMPLES, z_dim)).astype(np.float32), trainable=False)
+        fixed_y = tf.Variable(np.arange(SAMPLES, dtype=np.int32) % (num_classes or 1), trainable=False)
+        best_metric = tf.Variable(np.inf, dtype=tf.float64, trainable=False)
+        checkpoint = tf.train.Checkpoint(
+            generator=generator, ema_generator=gan.ema_generator, critic=critic, d_optimizer=d_opt,
+            g_optimizer=g_opt, step=gan.step, fixed_z=fixed_z, fixed_y=fixed_y, best_metric=best_metric,
+        )  # fmt: skip
+        exp = Experiment(
+            workdir, gan, checkpoint, best_metric, feature_fn, fid_stats, dataset_fn, num_images, seed, strategy
+        )
     if not train:
         return exp
-    gan = exp.gan
     restored = exp.restore("latest")
     start = int(gan.step.numpy())
     if restored:
@@ -290,7 +275,7 @@ def train_and_evaluate(
         return dataset_fn(batch_size=n_dis * batch_size_D, seed=seed, start_step=start)
 
     dataset = global_batches()
-    want = tuple(gan.discriminator.critic.inputs[0].shape[1:])
+    want = tuple(critic.inputs[0].shape[1:])
     got = tuple(dataset.element_spec[0].shape[1:])
     if got != want:
         raise ConfigError(f"the dataset gives images of shape {got} but the critic takes {want}; match their sizes.")
@@ -304,16 +289,14 @@ def train_and_evaluate(
     cbs, writer = [], None
     if exp.chief:
         writer = tf.summary.create_file_writer(workdir)
-        fixed_y = None if num_classes is None else exp.checkpoint.fixed_y
+        sample_y = None if num_classes is None else fixed_y
         cbs = [
             callbacks.OperativeConfig(writer, workdir, gin.operative_config_str),
-            callbacks.Samples(writer, os.path.join(workdir, "samples"), exp.checkpoint.fixed_z, fixed_y, sample_every),
+            callbacks.Samples(writer, os.path.join(workdir, "samples"), fixed_z, sample_y, sample_every),
             callbacks.StepLogger(writer, total_steps, min(log_every, total_steps)),
         ]
         if scorer:
-            cbs.append(
-                callbacks.Evaluate(scorer, eval_every, writer, workdir, exp.best_manager, exp.best_metric, best_by)
-            )
+            cbs.append(callbacks.Evaluate(scorer, eval_every, writer, workdir, exp.best_manager, best_metric, best_by))
     cbs += [callbacks.Checkpointer(exp.manager, save_every), callbacks.StopAt(total_steps)]
     per_epoch = min(log_every, remaining)
     with strategy.scope():
