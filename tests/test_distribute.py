@@ -207,14 +207,13 @@ def test_bad_tf_config_is_one_line_and_exit_2(case, tmp_path, monkeypatch, capsy
     assert not os.path.exists(tmp_path / "wd")
 
 
-def test_a_good_tf_config_parses():
-    os.environ["TF_CONFIG"] = json.dumps(
-        {"cluster": {"chief": ["h0:2222"], "worker": ["h1:2222", "h2:2222"]}, "task": {"type": "worker", "index": 1}}
-    )
-    try:
-        assert distribute.tf_config()["task"] == {"type": "worker", "index": 1}
-    finally:
-        del os.environ["TF_CONFIG"]
+def test_a_good_tf_config_parses(monkeypatch):
+    config = {
+        "cluster": {"chief": ["h0:2222"], "worker": ["h1:2222", "h2:2222"]},
+        "task": {"type": "worker", "index": 1},
+    }
+    monkeypatch.setenv("TF_CONFIG", json.dumps(config))
+    assert distribute.tf_config() == config
 
 
 def test_split_rows_gives_each_replica_its_rows_of_every_critic_step():
