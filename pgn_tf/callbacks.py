@@ -78,10 +78,9 @@ class Samples(keras.callbacks.Callback):
 
     def write(self, step):
         os.makedirs(self.sample_dir, exist_ok=True)
-        with self.writer.as_default(step=step):
+        with self.writer.as_default(step=step), self.model.statistics_kept():
             for tag, ema in (("sample", False), ("sample_ema", True)):
-                with self.model.statistics_kept():
-                    images = self.model.generate(self.fixed_z, self.fixed_y, ema=ema).numpy()
+                images = self.model.generate(self.fixed_z, self.fixed_y, ema=ema).numpy()
                 grid = image_grid(images)
                 tf.summary.image(tag, grid[None], step=step)
                 path = os.path.join(self.sample_dir, f"{tag}_{step:07d}.png")
@@ -182,10 +181,10 @@ class Evaluate(keras.callbacks.Callback):
             return
         t0 = time.perf_counter()
         scores = {"step": step}
-        for suffix, ema in (("", False), ("_ema", True)):
-            with self.model.statistics_kept():
+        with self.model.statistics_kept():
+            for suffix, ema in (("", False), ("_ema", True)):
                 result = self.evaluator(self.model, ema)
-            scores.update({f"{k}{suffix}": v for k, v in result.items() if isinstance(v, float)})
+                scores.update({f"{k}{suffix}": v for k, v in result.items() if isinstance(v, float)})
         scores.update(num_images=self.evaluator.num_images, feature_net=self.evaluator.feature_net.name)
         scores["seconds"] = round(time.perf_counter() - t0, 1)
         with self.writer.as_default(step=step):

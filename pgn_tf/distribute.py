@@ -83,7 +83,7 @@ def make_strategy(name="default", cpu_replicas=None):
         raise StrategyError(f"unknown strategy {name!r}; expected one of {STRATEGIES}.")
     if name == "multi_worker":
         tf_config()
-    if cpu_replicas:
+    if cpu_replicas is not None:
         split_cpu(cpu_replicas)
     if name == "default":
         return tf.distribute.get_strategy()

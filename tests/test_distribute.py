@@ -207,6 +207,11 @@ def test_bad_tf_config_is_one_line_and_exit_2(case, tmp_path, monkeypatch, capsy
     assert not os.path.exists(tmp_path / "wd")
 
 
+def test_zero_cpu_replicas_is_refused(tmp_path, capsys):
+    assert train.run(["quickstart.gin"], [], str(tmp_path / "wd"), strategy="mirrored", cpu_replicas=0) == 2
+    assert capsys.readouterr().err.strip() == "error: --cpu_replicas must be positive, got 0."
+
+
 def test_a_good_tf_config_parses(monkeypatch):
     config = {
         "cluster": {"chief": ["h0:2222"], "worker": ["h1:2222", "h2:2222"]},
