@@ -57,12 +57,48 @@ class StepLogger(keras.callbacks.Callback):
             for key, value in {**logs, **lrs, "steps_per_sec": rate}.items():
                 tf.summary.scalar(key, value)
         self.writer.flush()
-        shown = " ".join(f"{k} {logs[k]:.4f}" for k in ("d_loss", "g_loss", "cr_loss", "f_hat_mean") if k in logs)
+        keys = ["d_loss", "g_loss"] + ["cr_loss"] * (self.model.cr > 0) + ["penalty"] * bool(self.model.penalty)
+        shown = " ".join(f"{k} {logs[k]:.4f}" for k in keys + ["f_hat_mean"] if k in logs)
         print(
             f"step {step}/{self.total_steps} {shown} | {rate:.2f} steps/s ETA {time.strftime('%H:%M:%S', time.gmtime(eta))}",
             file=self.stream,
             flush=True,
         )
+
+
+class LipschitzMonitor(keras.callbacks.Callback):
+    """Every `every` steps: mean and max of ||grad_x D_out(x)|| on real images, fakes and interpolates.
+
+    D_out is what the loss sees (PGN's f_hat, GN's, the SN or raw critic), so
+    the methods can be compared on the quantity the paper is about. The
+    inputs are fixed for the whole run (real images and labels, latents,
+    alphas; see `PGNGAN.lipschitz`), so the curves show the critic changing,
+    not the sample. TensorBoard: lipschitz/{real,fake,interp}_{mean,max}.
+    """
+
+    def __init__(self, writer, every, real, labels, z, alpha, total_steps=None):
+        super().__init__()
+        self.writer = writer
+        self.every = every
+        self.inputs = (real, z, alpha, labels)
+        self.total_steps = total_steps
+        self._fn = None
+
+    def measure(self):
+        """{name: float} of the current critic and generator."""
+        if self._fn is None:
+            self._fn = tf.function(self.model.lipschitz)
+        with self.model.statistics_kept():
+            return {k: float(v) for k, v in self._fn(*self.inputs).items()}
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = _step(self.model)
+        if step % self.every and step != self.total_steps:
+            return
+        with self.writer.as_default(step=step):
+            for key, value in self.measure().items():
+                tf.summary.scalar(f"lipschitz/{key}", value)
+        self.writer.flush()
 
 
 class Samples(keras.callbacks.Callback):

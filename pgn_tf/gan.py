@@ -6,6 +6,7 @@ import functools
 import keras
 import tensorflow as tf
 
+from pgn_tf import penalties
 from pgn_tf.normalization import PGNDiscriminator
 
 TRACKERS = (
@@ -13,6 +14,7 @@ TRACKERS = (
     "d_loss_real",
     "d_loss_fake",
     "cr_loss",
+    "penalty",
     "g_loss",
     "f_hat_mean",
     "f_hat_max",
@@ -97,7 +99,10 @@ class PGNGAN(keras.Model):
       n_dis, batch_size_D, batch_size_G: the official loop's sizes.
       ema_decay, ema_start: EMA decay, and the step from which it applies.
       cr: consistency-regularisation weight (0 = off).
-      seed: seeds the z / label / augmentation stream.
+      penalty: None, "gp1", "gp0" or "r1" (`pgn_tf.penalties`), added to the
+        critic loss of every critic step, on D as the loss sees it.
+      penalty_weight: its weight (R1: gamma, applied as gamma / 2).
+      seed: seeds the z / label / augmentation / interpolation stream.
 
     Under a tf.distribute strategy with R replicas, each replica gets 1/R of
     the real batch (see `distribute.distribute_dataset`) and the same rows of
@@ -121,10 +126,14 @@ class PGNGAN(keras.Model):
         ema_decay=0.9999,
         ema_start=0,
         cr=0.0,
+        penalty=None,
+        penalty_weight=10.0,
         seed=0,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if penalty is not None and penalty not in penalties.PENALTIES:
+            raise ValueError(f"Unknown penalty {penalty!r}; expected None or one of {penalties.PENALTIES}.")
         for name, value in (("n_dis", n_dis), ("batch_size_D", batch_size_D), ("batch_size_G", batch_size_G)):
             if int(value) <= 0:
                 raise ValueError(f"{name} must be positive, got {value}.")
@@ -141,6 +150,8 @@ class PGNGAN(keras.Model):
         self.ema_decay = float(ema_decay)
         self.ema_start = int(ema_start)
         self.cr = float(cr)
+        self.penalty = penalty
+        self.penalty_weight = float(penalty_weight)
         self.seed = int(seed)
         self.step = keras.Variable(0, dtype="int64", trainable=False, name="step")
         self.trackers = {name: keras.metrics.Mean(name=name) for name in TRACKERS}
@@ -224,7 +235,7 @@ class PGNGAN(keras.Model):
         return self.generate(z, labels, ema=True, training=training)
 
     def _critic_step(self, real, real_y, b, k=0):
-        """Critic step k of the outer step on this replica's b real images (salts 4k .. 4k + 2)."""
+        """Critic step k of the outer step on this replica's b real images (salts 4k .. 4k + 3)."""
         replicas = self._replicas()[1]
         z, fake_y = self._latents(b, 4 * k)
         fake = tf.stop_gradient(self.generate(z, fake_y))
@@ -241,18 +252,48 @@ class PGNGAN(keras.Model):
                 aug = augment(real, tf.cast(uniforms, real.dtype))
                 pred_aug = self.discriminator(aug, labels=real_y, training=True)
                 cr_loss = tf.reduce_mean(tf.square(pred_aug - pred_real))
-            total = (loss + self.cr * cr_loss) / replicas  # the optimizer sums the replicas' gradients
+            total = loss + self.cr * cr_loss
+            penalty = tf.zeros((), loss.dtype)
+            if self.penalty:
+                alpha = self._random(tf.random.stateless_uniform, b, (), 4 * k + 3)
+                penalty = penalties.penalty(self.penalty, self.discriminator, real, fake, alpha, real_y)
+                total += penalties.weight(self.penalty, self.penalty_weight) * penalty
+            total /= replicas  # the optimizer sums the replicas' gradients
         self.d_optimizer.apply(tape.gradient(total, d_vars), d_vars)
         return {
             "d_loss": loss,
             "d_loss_real": loss_real,
             "d_loss_fake": loss_fake,
             "cr_loss": cr_loss,
+            "penalty": penalty,
             "f_hat_mean": tf.reduce_mean(out.f_hat),
             "f_hat_max": tf.reduce_max(out.f_hat),
             "grad_norm_mean": tf.reduce_mean(out.grad_norm),
             "grad_norm_max": tf.reduce_max(out.grad_norm),
         }
+
+    def lipschitz(self, real, z, alpha, labels=None):
+        """The Lipschitz monitor: ||grad_x D_out(x)|| on real images, on G(z) and on interpolates between them.
+
+        D_out is what the loss sees (f_hat for PGN / GN, the raw or SN critic
+        otherwise), in inference mode (an SN critic keeps its u, v). Fakes are
+        made with the real images' labels, so each interpolate has one class.
+        Sampling updates G's BatchNorm moving statistics: call it within
+        `statistics_kept()`.
+
+        Args:
+          real: [N, H, W, 3] real images; z: [N, z_dim]; alpha: [N] in [0, 1];
+          labels: [N] int labels of the real images (conditional models).
+
+        Returns:
+          {"real_mean", "real_max", "fake_mean", "fake_max", "interp_mean", "interp_max"}: scalars.
+        """
+        fake = self.generate(z, labels)
+        out = {}
+        for name, x in (("real", real), ("fake", fake), ("interp", penalties.interpolate(real, fake, alpha))):
+            norm = penalties.input_gradient_norm(self.discriminator, x, labels, training=False)
+            out[f"{name}_mean"], out[f"{name}_max"] = tf.reduce_mean(norm), tf.reduce_max(norm)
+        return out
 
     def _generator_step(self, batch_size):
         z, y = self._latents(batch_size, 4 * self.n_dis)

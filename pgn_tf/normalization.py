@@ -25,13 +25,14 @@ class Normalized(NamedTuple):
     grad_norm: tf.Tensor
 
 
-def _call_critic(critic, x, labels, training):
+def call_critic(critic, x, labels, training):
+    """critic(x) or, for a conditional critic, critic([x, labels])."""
     if labels is None:
         return critic(x, training=training)
     return critic([x, labels], training=training)
 
 
-def _per_sample_norm(t, eps):
+def per_sample_norm(t, eps):
     """sqrt(sum of squares + eps) over all but the first axis: [N, ...] -> [N]."""
     axes = list(range(1, len(t.shape)))
     return tf.sqrt(tf.reduce_sum(tf.square(t), axis=axes) + eps)
@@ -64,19 +65,19 @@ def normalize(critic, x, labels=None, mode="pgn", training=None, eps=EPS):
     if mode not in MODES:
         raise ValueError(f"Unknown normalization mode {mode!r}; expected one of {MODES}.")
     if mode == "none":
-        f = _call_critic(critic, x, labels, training)
+        f = call_critic(critic, x, labels, training)
         return Normalized(f, f, tf.zeros(tf.shape(f)[:1], f.dtype))
     x = tf.convert_to_tensor(x)
     with tf.GradientTape(watch_accessed_variables=False) as tape:
         tape.watch(x)
-        f = _call_critic(critic, x, labels, training)
+        f = call_critic(critic, x, labels, training)
     # d(sum f)/dx: the same as autograd.grad(f, x, ones_like(f)).
     grad = tape.gradient(f, x)
     if mode == "pgn":
-        grad_norm = _per_sample_norm(1.0 - grad, eps)
+        grad_norm = per_sample_norm(1.0 - grad, eps)
         num = 1.0 - f
     else:
-        grad_norm = _per_sample_norm(grad, eps)
+        grad_norm = per_sample_norm(grad, eps)
         num = f
     grad_norm_b = tf.reshape(grad_norm, [-1] + [1] * (len(f.shape) - 1))
     return Normalized(num / (grad_norm_b + tf.abs(num)), f, grad_norm)

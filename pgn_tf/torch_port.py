@@ -20,7 +20,7 @@ from typing import NamedTuple
 import keras
 import numpy as np
 
-from pgn_tf.models.layers import _SpectralNorm
+from pgn_tf.models.layers import SNEmbedding, _SpectralNorm
 
 # Entries in official state_dicts that have no Keras counterpart.
 IGNORED_SUFFIXES = ("num_batches_tracked",)
@@ -50,12 +50,16 @@ def _conv_from_torch(w):
 def _layer_entries(layer):
     p = layer.name
     if isinstance(layer, _SpectralNorm):
-        conv = _conv_to_torch, _conv_from_torch
-        dense = np.transpose, np.transpose
-        to_t, from_t = conv if len(layer.kernel.shape) == 4 else dense
-        return [
-            Entry(f"{p}.weight_orig", layer.kernel, to_t, from_t),
-            Entry(f"{p}.bias", layer.bias, _same, _same),
+        if isinstance(layer, SNEmbedding):
+            to_t, from_t = _same, _same
+        elif len(layer.kernel.shape) == 4:
+            to_t, from_t = _conv_to_torch, _conv_from_torch
+        else:
+            to_t, from_t = np.transpose, np.transpose
+        out = [Entry(f"{p}.weight_orig", layer.kernel, to_t, from_t)]
+        if layer.bias is not None:
+            out.append(Entry(f"{p}.bias", layer.bias, _same, _same))
+        return out + [
             Entry(f"{p}.weight_u", layer.sn_u, _same, _same),
             Entry(f"{p}.weight_v", layer.sn_v, _same, _same),
         ]

@@ -9,13 +9,17 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from pgn_tf import callbacks, data, distribute, losses, optimizers
+from pgn_tf import callbacks, data, distribute, losses, optimizers, penalties
 from pgn_tf.eval import digits_classifier, evaluator, inception, stats
 from pgn_tf.gan import PGNGAN, LinearDecay
 from pgn_tf.models import biggan, dcgan, resnet
+from pgn_tf.models.layers import _SpectralNorm
 from pgn_tf.normalization import MODES
 
 SAMPLES = 64  # images in each sample grid
+LIPSCHITZ_IMAGES = 16  # real images (and as many fakes and interpolates) of the Lipschitz monitor
+# The critic's constraint: PGN / GN (PGNDiscriminator's modes), a spectrally normalized critic, or nothing.
+NORMALIZATIONS = ("pgn", "gn", "sn", "none")
 
 
 class ConfigError(ValueError):
@@ -140,6 +144,32 @@ class Experiment:
         return evaluator.Evaluator(feature_net, reference, num_images, self.gan.batch_size_G, self.seed)
 
 
+def _build_critic(critic_fn, normalization, cond):
+    """critic_fn(**cond), with spectral_norm=True for "sn" (which must then give spectral-norm layers)."""
+    if normalization != "sn":
+        return critic_fn(**cond)
+    try:
+        critic = critic_fn(spectral_norm=True, **cond)
+    except TypeError as e:
+        raise ConfigError(
+            f"normalization 'sn' calls critic_fn(spectral_norm=True), which {critic_fn} does not take ({e})."
+        ) from None
+    if not any(isinstance(layer, _SpectralNorm) for layer in critic._flatten_layers(recursive=True)):
+        raise ConfigError(f"normalization 'sn': the critic {critic.name!r} has no spectral-norm layers.")
+    return critic
+
+
+def _lipschitz_monitor(writer, every, total_steps, dataset_fn, z_dim, num_classes, seed):
+    """The monitor's fixed inputs: the first training images (and labels), seeded latents and alphas."""
+    images, labels = next(iter(dataset_fn(batch_size=LIPSCHITZ_IMAGES, seed=seed, start_step=0)))
+    rng = np.random.default_rng([seed, 1])
+    z = tf.constant(rng.standard_normal((LIPSCHITZ_IMAGES, z_dim)), images.dtype)
+    alpha = tf.constant(rng.uniform(size=LIPSCHITZ_IMAGES), images.dtype)
+    return callbacks.LipschitzMonitor(
+        writer, every, images, None if num_classes is None else labels, z, alpha, total_steps
+    )
+
+
 @gin.configurable(denylist=["workdir", "train", "strategy"])
 def train_and_evaluate(
     workdir,
@@ -150,6 +180,8 @@ def train_and_evaluate(
     d_optimizer=Adam,
     g_optimizer=Adam,
     normalization="pgn",
+    penalty=None,
+    penalty_weight=10.0,
     num_classes=None,
     total_steps=200_000,
     batch_size_D=64,
@@ -186,10 +218,19 @@ def train_and_evaluate(
       loss_fn: () -> losses.GANLoss (@losses.hinge, @losses.bce, @losses.wasserstein).
       d_optimizer, g_optimizer: optimizer classes (gin-scoped d/ and g/),
         called with the linearly decaying learning rate.
-      normalization: "pgn", "gn" or "none".
+      normalization: "pgn", "gn", "sn" or "none": what constrains the critic.
+        "sn" builds it with critic_fn(spectral_norm=True) and uses its raw
+        output; "none" is the raw critic.
+      penalty: None, "gp1" (WGAN-GP), "gp0" (zero-centred GP on
+        interpolates) or "r1" (on real images); see `pgn_tf.penalties`.
+        Added to the critic loss on D as the loss sees it, so it combines
+        with any normalization.
+      penalty_weight: the penalty's weight (R1: gamma, applied as gamma / 2).
       num_classes: class count of a conditional model; None otherwise.
       total_steps .. cr: the official loop's hyperparameters (outer steps).
-      sample_every, save_every, log_every, eval_every: in outer steps.
+      sample_every, save_every, log_every, eval_every: in outer steps. Every
+        log_every steps the Lipschitz monitor logs ||grad_x D_out|| on
+        fixed real images, fakes and interpolates (TensorBoard lipschitz/).
       num_images: samples per evaluation of G and of EMA-G.
       feature_fn: () -> FeatureNet (@inception.load_inception,
         @digits_classifier.load_digits_classifier); loaded before training
@@ -216,8 +257,12 @@ def train_and_evaluate(
         z_dim=z_dim, sample_every=sample_every, save_every=save_every, log_every=log_every,
         eval_every=eval_every, num_images=num_images,
     )  # fmt: skip
-    if normalization not in MODES:
-        raise ConfigError(f"train_and_evaluate.normalization must be one of {MODES}, got {normalization!r}.")
+    if normalization not in NORMALIZATIONS:
+        raise ConfigError(f"train_and_evaluate.normalization must be one of {NORMALIZATIONS}, got {normalization!r}.")
+    if penalty is not None and penalty not in penalties.PENALTIES:
+        raise ConfigError(f"train_and_evaluate.penalty must be None or one of {penalties.PENALTIES}, got {penalty!r}.")
+    if isinstance(penalty_weight, bool) or not isinstance(penalty_weight, (int, float)) or not penalty_weight >= 0:
+        raise ConfigError(f"train_and_evaluate.penalty_weight must be a number >= 0, got {penalty_weight!r}.")
     if best_by not in ("FID", "FID_ema"):
         raise ConfigError(f"train_and_evaluate.best_by must be 'FID' or 'FID_ema', got {best_by!r}.")
     strategy = strategy or tf.distribute.get_strategy()
@@ -232,11 +277,12 @@ def train_and_evaluate(
     with strategy.scope():
         cond = {} if num_classes is None else {"num_classes": num_classes}
         generator = generator_fn(z_dim=z_dim, **cond)
-        critic = critic_fn(**cond)
+        critic = _build_critic(critic_fn, normalization, cond)
         gan = PGNGAN(
-            generator, critic, normalization=normalization, z_dim=z_dim, num_classes=num_classes, n_dis=n_dis,
-            batch_size_D=batch_size_D, batch_size_G=batch_size_G, ema_decay=ema_decay, ema_start=ema_start,
-            cr=cr, seed=seed,
+            generator, critic, normalization=normalization if normalization in MODES else "none", z_dim=z_dim,
+            num_classes=num_classes, n_dis=n_dis, batch_size_D=batch_size_D, batch_size_G=batch_size_G,
+            ema_decay=ema_decay, ema_start=ema_start, cr=cr, penalty=penalty, penalty_weight=penalty_weight,
+            seed=seed,
         )  # fmt: skip
         with gin.config_scope("d"):
             d_opt = d_optimizer(learning_rate=LinearDecay(lr_D, lr_decay_start, total_steps, n_dis))
@@ -294,6 +340,7 @@ def train_and_evaluate(
             callbacks.OperativeConfig(writer, workdir, gin.operative_config_str),
             callbacks.Samples(writer, os.path.join(workdir, "samples"), fixed_z, sample_y, sample_every),
             callbacks.StepLogger(writer, total_steps, min(log_every, total_steps)),
+            _lipschitz_monitor(writer, min(log_every, total_steps), total_steps, dataset_fn, z_dim, num_classes, seed),
         ]
         if scorer:
             cbs.append(callbacks.Evaluate(scorer, eval_every, writer, workdir, exp.best_manager, best_metric, best_by))

@@ -35,12 +35,16 @@ def build_generator(arch, z_dim=128, width=1.0, num_classes=10):
     return gen(z_dim=z_dim, width=width)
 
 
-def build_critic(arch, width=1.0, num_classes=10):
-    """The critic of `arch`: [N, S, S, 3] images (+ labels [N]) -> [N, 1] scores."""
+def build_critic(arch, width=1.0, num_classes=10, spectral_norm=False):
+    """The critic of `arch`: [N, S, S, 3] images (+ labels [N]) -> [N, 1] scores.
+
+    spectral_norm=True: torch's spectral_norm on every conv, linear layer and
+    class embedding (the "sn" baseline).
+    """
     _, crit, cond = _lookup(arch)
     if cond:
-        return crit(num_classes=num_classes, width=width)
-    return crit(width=width)
+        return crit(num_classes=num_classes, width=width, spectral_norm=spectral_norm)
+    return crit(width=width, spectral_norm=spectral_norm)
 
 
 def image_size(arch):

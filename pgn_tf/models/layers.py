@@ -111,21 +111,28 @@ class _SpectralNorm(keras.layers.Layer):
     The kernel is reshaped to PyTorch's (out, in * kh * kw) weight matrix, so
     the power-iteration vectors u [out] and v [in * kh * kw] are exactly
     PyTorch's `weight_u` / `weight_v`. One power iteration per training call
-    (no gradient through u, v), none in inference; W / (u^T W v).
+    (no gradient through u, v), none in inference; W / (u^T W v). u and v are
+    non-trainable weights, so checkpoints keep them.
+
+    eps: torch's `spectral_norm(eps=...)`: 1e-12 is torch's default (the SN
+    critics); the official biggan.32 generator uses 1e-6.
     """
 
-    def __init__(self, eps=1e-6, kernel_initializer=XAVIER_UNIFORM, **kwargs):
+    def __init__(self, eps=1e-12, kernel_initializer=XAVIER_UNIFORM, **kwargs):
         super().__init__(**kwargs)
         self.eps = eps
         self.kernel_init = kernel_initializer
 
-    def _build_sn(self, kernel_shape, out_dim):
+    def _build_sn(self, kernel_shape, out_dim, bias=True):
         self.kernel = self.add_weight(name="kernel", shape=kernel_shape, initializer=initializer(self.kernel_init))
-        self.bias = self.add_weight(name="bias", shape=(out_dim,), initializer="zeros")
+        self.bias = self.add_weight(name="bias", shape=(out_dim,), initializer="zeros") if bias else None
         in_dim = 1
-        for s in kernel_shape[:-1]:
+        for s in kernel_shape:
             in_dim *= s
+        in_dim //= out_dim
         unit = keras.initializers.RandomNormal(stddev=1.0)
+        # Updated in place by a training call; under a tf.distribute strategy each replica updates its own
+        # copy (aggregation "none") with the same value, computed from the same mirrored kernel.
         self.sn_u = self.add_weight(name="sn_u", shape=(out_dim,), initializer=unit, trainable=False)
         self.sn_v = self.add_weight(name="sn_v", shape=(in_dim,), initializer=unit, trainable=False)
 
@@ -180,26 +187,88 @@ class SNDense(_SpectralNorm):
 
 @keras.saving.register_keras_serializable(package="pgn_tf")
 class SNConv2D(_SpectralNorm):
-    """Spectrally normalized stride-1 'same' conv (torch `sn(nn.Conv2d(.., k, padding=k//2))`)."""
+    """Spectrally normalized 'same' conv (torch `sn(nn.Conv2d(.., k, stride, padding=(k - 1) // 2))`).
 
-    def __init__(self, filters, kernel_size, **kwargs):
+    With an even input size, k = 4, stride 2 pads one pixel on each side, as
+    torch's padding=1 does (the dcgan critic's downsampling convs).
+    """
+
+    def __init__(self, filters, kernel_size, strides=1, **kwargs):
         super().__init__(**kwargs)
         self.filters = filters
         self.kernel_size = kernel_size
+        self.strides = strides
 
     def build(self, input_shape):
         k = self.kernel_size
         self._build_sn((k, k, input_shape[-1], self.filters), self.filters)
 
     def call(self, inputs, training=None):
-        y = ops.conv(inputs, self.normalized_kernel(training), strides=1, padding="same")
+        y = ops.conv(inputs, self.normalized_kernel(training), strides=self.strides, padding="same")
         return y + self.bias
 
     def compute_output_shape(self, input_shape):
-        return tuple(input_shape[:-1]) + (self.filters,)
+        n, h, w, _ = input_shape
+        out = lambda d: None if d is None else -(-d // self.strides)
+        return (n, out(h), out(w), self.filters)
 
     def get_config(self):
-        return {**super().get_config(), "filters": self.filters, "kernel_size": self.kernel_size}
+        return {
+            **super().get_config(),
+            "filters": self.filters,
+            "kernel_size": self.kernel_size,
+            "strides": self.strides,
+        }
+
+
+@keras.saving.register_keras_serializable(package="pgn_tf")
+class SNEmbedding(_SpectralNorm):
+    """Spectrally normalized class embedding (torch `sn(nn.Embedding(n, dim))`: W is the [n, dim] table itself).
+
+    Call with int labels [N] -> [N, dim]. No bias.
+    """
+
+    def __init__(self, input_dim, output_dim, **kwargs):
+        super().__init__(**kwargs)
+        self.input_dim = input_dim
+        self.output_dim = output_dim
+
+    def build(self, input_shape):
+        self._build_sn((self.input_dim, self.output_dim), self.input_dim, bias=False)
+
+    def weight_matrix(self):
+        return self.kernel  # torch's Embedding weight is (n, dim) already: u [n], v [dim]
+
+    def call(self, inputs, training=None):
+        return ops.take(self.normalized_kernel(training), ops.cast(inputs, "int32"), axis=0)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape) + (self.output_dim,)
+
+    def get_config(self):
+        return {**super().get_config(), "input_dim": self.input_dim, "output_dim": self.output_dim}
+
+
+def conv2d(filters, kernel_size, name, init, strides=1, spectral_norm=False):
+    """A "same" Conv2D (biases zero), spectrally normalized (torch's default eps) when asked."""
+    if spectral_norm:
+        return SNConv2D(filters, kernel_size, strides=strides, kernel_initializer=init, name=name)
+    return keras.layers.Conv2D(
+        filters,
+        kernel_size,
+        strides=strides,
+        padding="same",
+        name=name,
+        kernel_initializer=initializer(init),
+        bias_initializer="zeros",
+    )
+
+
+def dense(units, name, init, spectral_norm=False):
+    """A Dense (biases zero), spectrally normalized (torch's default eps) when asked."""
+    if spectral_norm:
+        return SNDense(units, kernel_initializer=init, name=name)
+    return keras.layers.Dense(units, name=name, kernel_initializer=initializer(init), bias_initializer="zeros")
 
 
 @keras.saving.register_keras_serializable(package="pgn_tf")

@@ -2,7 +2,7 @@
 
 import keras
 
-from pgn_tf.models.layers import KAIMING_NORMAL, BatchNorm, channels, initializer
+from pgn_tf.models.layers import KAIMING_NORMAL, BatchNorm, channels, conv2d, dense
 
 layers = keras.layers
 
@@ -21,12 +21,6 @@ SPECS = {
 }
 
 
-def _conv(c, k, name, init):
-    return layers.Conv2D(
-        c, k, padding="same", name=name, kernel_initializer=initializer(init), bias_initializer="zeros"
-    )
-
-
 def generator(size=32, z_dim=128, width=1.0):
     """G: Linear -> (C, M, M) -> GenBlocks (BN-ReLU-Up-conv3-BN-ReLU-conv3 + Up-conv1) -> BN-ReLU-conv3-tanh.
 
@@ -38,31 +32,29 @@ def generator(size=32, z_dim=128, width=1.0):
     m, g_chs, _, _ = SPECS[size]
     chs = [channels(c, width) for c in g_chs]
     z = keras.Input((z_dim,), name="z")
-    h = layers.Dense(
-        m * m * chs[0], name="linear", kernel_initializer=initializer(KAIMING_NORMAL), bias_initializer="zeros"
-    )(z)
+    h = dense(m * m * chs[0], "linear", KAIMING_NORMAL)(z)
     h = layers.Reshape((chs[0], m, m))(h)
     h = layers.Permute((2, 3, 1))(h)
     for i, c_out in enumerate(chs[1:]):
         p = f"blocks.{i}"
         s = layers.UpSampling2D(2)(h)
-        s = _conv(c_out, 1, f"{p}.shortcut.1", KAIMING_NORMAL)(s)
+        s = conv2d(c_out, 1, f"{p}.shortcut.1", KAIMING_NORMAL)(s)
         r = BatchNorm(name=f"{p}.residual.0")(h)
         r = layers.ReLU()(r)
         r = layers.UpSampling2D(2)(r)
-        r = _conv(c_out, 3, f"{p}.residual.3", KAIMING_NORMAL)(r)
+        r = conv2d(c_out, 3, f"{p}.residual.3", KAIMING_NORMAL)(r)
         r = BatchNorm(name=f"{p}.residual.4")(r)
         r = layers.ReLU()(r)
-        r = _conv(c_out, 3, f"{p}.residual.6", KAIMING_NORMAL)(r)
+        r = conv2d(c_out, 3, f"{p}.residual.6", KAIMING_NORMAL)(r)
         h = layers.Add()([r, s])
     h = BatchNorm(name="output.0")(h)
     h = layers.ReLU()(h)
-    h = _conv(3, 3, "output.2", KAIMING_NORMAL)(h)
+    h = conv2d(3, 3, "output.2", KAIMING_NORMAL)(h)
     x = layers.Activation("tanh")(h)
     return keras.Model(z, x, name=f"resnet{size}_generator")
 
 
-def critic_blocks(h, chs, downs, init, prefix):
+def critic_blocks(h, chs, downs, init, prefix, spectral_norm=False):
     """Optimized block then DisBlocks, ending in ReLU; shared with biggan.32.
 
     Optimized: conv3-ReLU-conv3-AvgPool2 + AvgPool2-conv1. DisBlock:
@@ -75,7 +67,9 @@ def critic_blocks(h, chs, downs, init, prefix):
       downs: one flag per DisBlock.
       init: initializer name.
       prefix: PyTorch path of the block list ("model" or "blocks").
+      spectral_norm: every conv spectrally normalized (the "sn" baseline).
     """
+    _conv = lambda c, k, name, init: conv2d(c, k, name, init, spectral_norm=spectral_norm)
     p = f"{prefix}.0"
     s = layers.AveragePooling2D(2)(h)
     s = _conv(chs[0], 1, f"{p}.shortcut.1", init)(s)
@@ -101,8 +95,11 @@ def critic_blocks(h, chs, downs, init, prefix):
     return layers.ReLU()(h)
 
 
-def critic(size=32, width=1.0):
+def critic(size=32, width=1.0, spectral_norm=False):
     """D: Optimized block, DisBlocks, ReLU, global average pool, Linear.
+
+    spectral_norm=True: torch's spectral_norm on every conv and the linear
+    layer (SNGAN's critic; the "sn" baseline).
 
     Returns:
       A Keras model images [N, size, size, 3] -> scores [N, 1].
@@ -110,7 +107,7 @@ def critic(size=32, width=1.0):
     _, _, d_chs, downs = SPECS[size]
     chs = [channels(c, width) for c in d_chs]
     x = keras.Input((size, size, 3), name="images")
-    h = critic_blocks(x, chs, downs, KAIMING_NORMAL, "model")
+    h = critic_blocks(x, chs, downs, KAIMING_NORMAL, "model", spectral_norm)
     h = layers.GlobalAveragePooling2D()(h)
-    f = layers.Dense(1, name="linear", kernel_initializer=initializer(KAIMING_NORMAL), bias_initializer="zeros")(h)
-    return keras.Model(x, f, name=f"resnet{size}_critic")
+    f = dense(1, "linear", KAIMING_NORMAL, spectral_norm)(h)
+    return keras.Model(x, f, name=f"resnet{size}_{'sn_' if spectral_norm else ''}critic")
