@@ -63,10 +63,20 @@ def _assert_same_variables(a, b, atol):
         np.testing.assert_allclose(va[name], vb[name], rtol=0, atol=atol, err_msg=name)
 
 
-def test_two_replicas_compute_the_single_device_step(tmp_path):
-    """Mirrored over 2 logical CPUs == one device on the same global batches (n_dis 2, CR, BN, EMA, samples)."""
+@pytest.mark.parametrize("baseline", ["pgn", "sn+gp1"])
+def test_two_replicas_compute_the_single_device_step(tmp_path, baseline):
+    """Mirrored over 2 logical CPUs == one device on the same global batches (n_dis 2, CR, BN, EMA, samples).
+
+    sn+gp1: the SN critic's power-iteration vectors and the penalty's interpolation weights split too.
+    """
     common = [*SMALL, "--gin_param=train_and_evaluate.total_steps=2", "--gin_param=train_and_evaluate.n_dis=2",
               "--gin_param=train_and_evaluate.cr=1.0", "--gin_param=train_and_evaluate.ema_decay=0.5"]  # fmt: skip
+    if baseline == "sn+gp1":
+        # Adam epsilon 1e-3 as in the biggan test below: the raw critic's larger gradients leave ~1e-9 rounding
+        # noise on G's conv biases before BatchNorm (zero gradient in exact arithmetic), which Adam with 1e-8
+        # turns into steps of ~1e-5 whose sign depends on the summation order.
+        common += ["--gin_param=train_and_evaluate.normalization='sn'", "--gin_param=train_and_evaluate.penalty='gp1'",
+                   "--gin_param=d/optimizers.Adam.epsilon=1e-3", "--gin_param=g/optimizers.Adam.epsilon=1e-3"]  # fmt: skip
     one = _train([*common, f"--workdir={tmp_path / 'one'}"])
     two = _train([*common, f"--workdir={tmp_path / 'two'}", "--strategy=mirrored", "--cpu_replicas=2"])
     out_one, out_two = _finish(one), _finish(two)

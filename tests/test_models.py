@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pgn_tf import PGNDiscriminator, models
-from pgn_tf.models.layers import BatchNorm, ConditionalBatchNorm, SNConv2D, SNDense
+from pgn_tf import PGNDiscriminator, models, torch_port
+from pgn_tf.models.layers import BatchNorm, ConditionalBatchNorm, SNConv2D, SNDense, SNEmbedding, _SpectralNorm
 
 # Trainable parameters of the official PyTorch models (G, D).
 OFFICIAL_COUNTS = {
@@ -104,6 +104,61 @@ def test_spectral_norm_matches_pytorch_power_iteration():
     out = dense(tf.ones((2, 7)), training=True)
     sv = np.linalg.svd(dense.kernel.numpy(), compute_uv=False)[0]
     assert out.shape == (2, 3) and sv > 0
+
+
+def _np_power_iteration(w, u0, eps=1e-12):
+    v = _np_normalize(w.T @ u0, eps)
+    u = _np_normalize(w @ v, eps)
+    return u, v, u @ w @ v
+
+
+def test_strided_sn_conv_and_sn_embedding_match_pytorch_power_iteration():
+    """The layers of the "sn" critics: torch's default eps, a 4x4 stride-2 conv padded 1, an embedding table."""
+    conv = SNConv2D(6, 4, strides=2)
+    x = tf.random.normal((2, 8, 8, 4))
+    conv.build(x.shape)
+    w = np.transpose(conv.kernel.numpy(), (3, 2, 0, 1)).reshape(6, -1)
+    u, v, sigma = _np_power_iteration(w, conv.sn_u.numpy())
+    y = conv(x, training=True).numpy()
+    assert y.shape == (2, 4, 4, 6) and conv.eps == 1e-12
+    np.testing.assert_allclose(conv.sn_u.numpy(), u, rtol=1e-5)
+    np.testing.assert_allclose(conv.sn_v.numpy(), v, rtol=1e-5)
+    padded = tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]])  # torch's padding=1
+    ref = tf.nn.conv2d(padded, conv.kernel / sigma, 2, "VALID") + conv.bias
+    np.testing.assert_allclose(y, ref.numpy(), rtol=1e-4, atol=1e-5)
+
+    emb = SNEmbedding(5, 3)
+    labels = tf.constant([4, 0, 2])
+    emb.build(labels.shape)
+    table = emb.kernel.numpy()  # torch's (num_embeddings, dim) weight: u [5], v [3]
+    u, v, sigma = _np_power_iteration(table, emb.sn_u.numpy())
+    out = emb(labels, training=True).numpy()
+    assert emb.sn_u.shape == (5,) and emb.sn_v.shape == (3,) and emb.bias is None
+    np.testing.assert_allclose(emb.sn_u.numpy(), u, rtol=1e-5)
+    np.testing.assert_allclose(out, table[[4, 0, 2]] / sigma, rtol=1e-5)
+    assert np.linalg.svd(table / sigma, compute_uv=False)[0] == pytest.approx(1.0, abs=0.3)
+
+
+@pytest.mark.parametrize("arch", sorted(OFFICIAL_COUNTS))
+def test_sn_critics_normalize_every_weight_layer_and_port_to_torch_names(arch):
+    plain = models.build_critic(arch, width=0.0625)
+    sn = models.build_critic(arch, width=0.0625, spectral_norm=True)
+    weighted = (keras.layers.Conv2D, keras.layers.Dense, keras.layers.Embedding)
+    layers = lambda m: list(m._flatten_layers(include_self=False, recursive=True))
+    assert not [layer.name for layer in layers(sn) if isinstance(layer, weighted)]
+    plain_names = sorted(layer.name for layer in layers(plain) if isinstance(layer, weighted))
+    assert sorted(layer.name for layer in layers(sn) if isinstance(layer, _SpectralNorm)) == plain_names
+    assert n_trainable(sn) == n_trainable(plain)
+    # torch's spectral_norm names: weight -> weight_orig, plus weight_u / weight_v.
+    names = set(torch_port.state_dict(sn))
+    expected = {k.replace(".weight", ".weight_orig") for k in torch_port.state_dict(plain)}
+    expected |= {f"{n}.{s}" for n in plain_names for s in ("weight_u", "weight_v")}
+    assert names == expected
+    labels = tf.constant([1, 7]) if models.is_conditional(arch) else None
+    size = models.image_size(arch)
+    x = tf.random.normal((2, size, size, 3))
+    f = sn(x if labels is None else [x, labels], training=True)
+    assert f.shape == (2, 1) and np.all(np.isfinite(f.numpy()))
 
 
 def test_conditional_batchnorm():

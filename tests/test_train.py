@@ -20,6 +20,7 @@ from pgn_tf.gan import PGNGAN, LinearDecay, augment
 
 # base.gin is only included by the others.
 GIN_FILES = sorted(p for p in glob.glob(os.path.join(ROOT, "gin_configs", "*.gin")) if not p.endswith("base.gin"))
+OVERLAYS = sorted(glob.glob(os.path.join(ROOT, "gin_configs", "baselines", "*.gin")))
 
 
 @pytest.fixture(autouse=True)
@@ -73,12 +74,14 @@ def test_augment_is_the_drawn_flip_and_integer_shift_and_compiles_with_xla():
 
 
 def _small_gan(
-    arch, loss="hinge", normalization="pgn", n_dis=2, cr=0.0, ema_start=0, nets=None, run_eagerly=False, opt=None
-):
+    arch, loss="hinge", normalization="pgn", n_dis=2, cr=0.0, ema_start=0, nets=None, run_eagerly=False, opt=None,
+    penalty=None,
+):  # fmt: skip
     cond = models.is_conditional(arch)
     g, d = nets or (models.build_generator(arch, z_dim=8, width=0.0625), models.build_critic(arch, width=0.0625))
     gan = PGNGAN(g, d, normalization=normalization, z_dim=8, num_classes=10 if cond else None, n_dis=n_dis,
-                 batch_size_D=2, batch_size_G=3, ema_decay=0.9, ema_start=ema_start, cr=cr, seed=1)  # fmt: skip
+                 batch_size_D=2, batch_size_G=3, ema_decay=0.9, ema_start=ema_start, cr=cr, penalty=penalty,
+                 seed=1)  # fmt: skip
     opt = opt or (lambda: keras.optimizers.Adam(1e-3))
     gan.compile(opt(), opt(), losses.get(loss), run_eagerly=run_eagerly)
     size = models.image_size(arch)
@@ -98,9 +101,31 @@ def test_one_fit_step_every_loss_and_normalization(arch):
             before = [v.numpy().copy() for v in gan.discriminator.trainable_variables]
             hist = gan.fit(ds, epochs=1, steps_per_epoch=1, verbose=0).history
             assert all(np.isfinite(v[0]) for v in hist.values()), (loss, norm, hist)
-            after = gan.discriminator.trainable_variables
-            assert any(not np.array_equal(b, a.numpy()) for b, a in zip(before, after)), (loss, norm)
+            assert _moved(before, gan.discriminator.trainable_variables), (loss, norm)
             assert int(gan.step.numpy()) == 1
+
+
+def _moved(before, variables):
+    return any(not np.array_equal(b, a.numpy()) for b, a in zip(before, variables))
+
+
+@pytest.mark.parametrize("arch", sorted(models.ARCHS))
+def test_one_fit_step_every_baseline(arch):
+    """SN (raw SN critic) and each penalty on the raw critic, eagerly; PGN + gp1 + CR where the paper has CR."""
+    g = models.build_generator(arch, z_dim=8, width=0.0625)
+    plain = models.build_critic(arch, width=0.0625)
+    sn = models.build_critic(arch, width=0.0625, spectral_norm=True)
+    cases = [("none", None, sn, 0.0), ("none", "gp1", plain, 0.0), ("none", "gp0", plain, 0.0),
+             ("none", "r1", plain, 0.0), ("pgn", "gp1", plain, 5.0)]  # fmt: skip
+    for norm, penalty, critic, cr in cases:
+        gan, ds = _small_gan(arch, "hinge", norm, n_dis=1, cr=cr, nets=(g, critic), run_eagerly=True, penalty=penalty)
+        before = [v.numpy().copy() for v in critic.weights]
+        hist = gan.fit(ds, epochs=1, steps_per_epoch=1, verbose=0).history
+        assert all(np.isfinite(v[0]) for v in hist.values()), (norm, penalty, hist)
+        assert _moved(before, critic.trainable_variables), (norm, penalty)
+        assert (hist["penalty"][0] > 0) == (penalty is not None), (norm, penalty, hist["penalty"])
+        if critic is sn:  # one power iteration per training call of D (critic step and G step)
+            assert _moved(before, [v for v in critic.weights if "sn_u" in v.path])
 
 
 @pytest.mark.parametrize("arch", ["dcgan.32", "resnet.32", "biggan.32"])
@@ -154,6 +179,41 @@ def test_every_gin_file_parses_and_builds(path):
         assert gin.query_parameter("train_and_evaluate.ema_decay") == 0.9999
 
 
+@pytest.mark.parametrize("path", GIN_FILES, ids=os.path.basename)
+def test_every_baseline_overlay_composes_with_every_paper_row(path, tmp_path):
+    """Each overlay after each row changes the critic's constraint and nothing else (built at 1/16 width)."""
+    train.parse_gin([path], [])
+    row = gin.config_str()
+    family = gin.query_parameter("train_and_evaluate.critic_fn").selector.split(".")[0]
+    small = [f"{family}.generator.width=0.0625", f"{family}.critic.width=0.0625"]
+    expected = {"pgn": ("pgn", None), "gn": ("gn", None), "sn": ("none", None), "none": ("none", None),
+                "gp1": ("none", "gp1"), "gp0": ("none", "gp0"), "r1": ("none", "r1")}  # fmt: skip
+    assert sorted(os.path.basename(p)[:-4] for p in OVERLAYS) == sorted(expected)
+    for overlay in OVERLAYS:
+        name = os.path.basename(overlay)[:-4]
+        gin.clear_config()
+        train.parse_gin([path, overlay], [])
+        changed = set(gin.config_str().splitlines()) ^ set(row.splitlines())
+        assert all(line.startswith("train_and_evaluate.") for line in changed if line.strip()), (name, changed)
+        if name != "sn":  # the SN critic is built once per family below
+            continue
+        gin.clear_config()
+        train.parse_gin([path, overlay], small)
+        gan = train_lib.train_and_evaluate(str(tmp_path / name), train=False).gan
+        assert (gan.discriminator.mode, gan.penalty) == expected[name]
+        sn = [layer for layer in gan.discriminator.critic._flatten_layers() if "SN" in type(layer).__name__]
+        assert len(sn) >= 4
+
+
+def test_sn_needs_a_critic_builder_that_gives_spectral_norm():
+    plain = models.build_critic("dcgan.32", width=0.0625)
+    with pytest.raises(train_lib.ConfigError, match="has no spectral-norm layers"):
+        train_lib._build_critic(lambda **kw: plain, "sn", {})
+    with pytest.raises(train_lib.ConfigError, match=r"calls critic_fn\(spectral_norm=True\)"):
+        train_lib._build_critic(lambda: plain, "sn", {})
+    assert train_lib._build_critic(lambda: plain, "pgn", {}) is plain
+
+
 # (gin file, arch family, Adam betas, lr D / G): the issue's table, as the optimizers must receive it.
 OPTIMIZER_ROWS = [
     ("quickstart.gin", "dcgan", (0.0, 0.9), (2e-4, 2e-4)),
@@ -201,9 +261,13 @@ def _train(workdir, total, extra=()):
     return train_lib.train_and_evaluate(str(workdir)).gan
 
 
-def test_resumed_run_matches_uninterrupted(tmp_path):
+@pytest.mark.parametrize("penalty", [None, "gp1"])
+def test_resumed_run_matches_uninterrupted(tmp_path, penalty):
+    """gp1: the interpolation weights are drawn from (seed, step) too, so a resumed run draws the same."""
     tf.config.experimental.enable_op_determinism()
     extra = ["train_and_evaluate.n_dis=2", "train_and_evaluate.cr=1.0"]
+    if penalty:
+        extra += [f"train_and_evaluate.penalty='{penalty}'", "train_and_evaluate.normalization='none'"]
     full = _train(tmp_path / "full", 4, extra)
     _train(tmp_path / "resumed", 2, extra)
     resumed = _train(tmp_path / "resumed", 4, extra)
@@ -250,7 +314,8 @@ def test_cli_trains_writes_everything_and_resumes(tmp_path):
         for event in tf.compat.v1.train.summary_iterator(event_file):
             tags |= {v.tag for v in event.summary.value}
     assert {"d_loss", "g_loss", "cr_loss", "f_hat_mean", "grad_norm_max", "lr_D", "lr_G", "sample", "sample_ema",
-            "operative_config", "eval_digits_classifier/FID", "eval_digits_classifier/IS_ema"} <= tags  # fmt: skip
+            "operative_config", "eval_digits_classifier/FID", "eval_digits_classifier/IS_ema", "penalty",
+            "lipschitz/real_mean", "lipschitz/fake_max", "lipschitz/interp_mean"} <= tags  # fmt: skip
     assert tf.train.latest_checkpoint(str(wd / "checkpoints")).endswith("ckpt-4")
 
 
@@ -262,6 +327,9 @@ BAD_INPUTS = {
     "unknown loss": (["--gin_param=train_and_evaluate.loss_fn=@losses.hing"], "@losses.hing"),
     "zero batch": (["--gin_param=train_and_evaluate.batch_size_D=0"], "batch_size_D must be positive"),
     "zero n_dis": (["--gin_param=train_and_evaluate.n_dis=-1"], "n_dis must be positive"),
+    "unknown normalization": (["--gin_param=train_and_evaluate.normalization='spectral'"], "normalization must be"),
+    "unknown penalty": (["--gin_param=train_and_evaluate.penalty='gp2'"], "penalty must be None or one of"),
+    "negative penalty weight": (["--gin_param=train_and_evaluate.penalty_weight=-1"], "penalty_weight must be"),
     "wrong image size": (["--gin_param=data.digits.size=48"], "the dataset gives images of shape (48, 48, 3)"),
     "missing inception": (
         [
