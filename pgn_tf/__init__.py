@@ -13,7 +13,15 @@ from pgn_tf.normalization import (
     normalize,
     penalty_normalize,
 )
+from pgn_tf.penalties import gradient_penalty, r1_penalty
 
 __version__ = "0.1.0"
 
-__all__ = ["PGNDiscriminator", "gradient_normalize", "normalize", "penalty_normalize"]
+__all__ = [
+    "PGNDiscriminator",
+    "gradient_normalize",
+    "gradient_penalty",
+    "normalize",
+    "penalty_normalize",
+    "r1_penalty",
+]

@@ -51,7 +51,7 @@ for _loss in (losses.hinge, losses.bce, losses.wasserstein):
 def _check_workdir(workdir):
     try:
         os.makedirs(workdir, exist_ok=True)
-        probe = os.path.join(workdir, ".write_test")
+        probe = os.path.join(workdir, f".write_test.{os.getpid()}")  # per process: workers share the workdir
         with open(probe, "w") as f:
             f.write("ok")
         os.remove(probe)
@@ -159,12 +159,17 @@ def _build_critic(critic_fn, normalization, cond):
     return critic
 
 
-def _lipschitz_monitor(writer, every, total_steps, dataset_fn, z_dim, num_classes, seed):
-    """The monitor's fixed inputs: the first training images (and labels), seeded latents and alphas."""
-    images, labels = next(iter(dataset_fn(batch_size=LIPSCHITZ_IMAGES, seed=seed, start_step=0)))
+def _lipschitz_monitor(writer, every, total_steps, dataset, z_dim, num_classes, seed):
+    """The monitor with its fixed inputs: the first images (and labels) this run trains on, seeded latents and alphas.
+
+    Taken from the run's own dataset (a second iterator; no second copy of
+    the data): a resumed run monitors on the first batch it resumes with.
+    """
+    images, labels = (t[:LIPSCHITZ_IMAGES] for t in next(iter(dataset)))
+    n = int(images.shape[0])
     rng = np.random.default_rng([seed, 1])
-    z = tf.constant(rng.standard_normal((LIPSCHITZ_IMAGES, z_dim)), images.dtype)
-    alpha = tf.constant(rng.uniform(size=LIPSCHITZ_IMAGES), images.dtype)
+    z = tf.constant(rng.standard_normal((n, z_dim)), images.dtype)
+    alpha = tf.constant(rng.uniform(size=n), images.dtype)
     return callbacks.LipschitzMonitor(
         writer, every, images, None if num_classes is None else labels, z, alpha, total_steps
     )
@@ -325,6 +330,7 @@ def train_and_evaluate(
     got = tuple(dataset.element_spec[0].shape[1:])
     if got != want:
         raise ConfigError(f"the dataset gives images of shape {got} but the critic takes {want}; match their sizes.")
+    monitor_data = dataset
     if replicas > 1:
         dataset = distribute.distribute_dataset(strategy, global_batches, n_dis, batch_size_D)
     # Load the feature network and reference before training, so a missing model fails at once.
@@ -340,7 +346,9 @@ def train_and_evaluate(
             callbacks.OperativeConfig(writer, workdir, gin.operative_config_str),
             callbacks.Samples(writer, os.path.join(workdir, "samples"), fixed_z, sample_y, sample_every),
             callbacks.StepLogger(writer, total_steps, min(log_every, total_steps)),
-            _lipschitz_monitor(writer, min(log_every, total_steps), total_steps, dataset_fn, z_dim, num_classes, seed),
+            _lipschitz_monitor(
+                writer, min(log_every, total_steps), total_steps, monitor_data, z_dim, num_classes, seed
+            ),
         ]
         if scorer:
             cbs.append(callbacks.Evaluate(scorer, eval_every, writer, workdir, exp.best_manager, best_metric, best_by))

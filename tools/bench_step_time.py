@@ -9,6 +9,12 @@ iterations after --warmup, the median seconds of the critic part (n_dis critic s
 and of the generator part, and peak_rss_mib. With --official_dir (a checkout of the
 official PGN code; torch installed) the same iteration of the official code is timed
 right after, in a fresh process, and a last line gives ours / official.
+
+Ours also times the Lipschitz monitor (what train_and_evaluate runs every log_every
+steps: ||grad_x D_out|| on 16 real images, 16 fakes and 16 interpolates) and reports
+monitor_s, monitor_over_iter (one monitor call / one iteration) and monitor_share
+(its cost spread over --log_every iterations). --normalization sn and --penalty
+time the baselines (ours only: the official code has neither).
 """
 
 import argparse
@@ -68,7 +74,7 @@ def bench_ours(args):
     import keras
     import tensorflow as tf
 
-    from pgn_tf import losses, models, optimizers
+    from pgn_tf import losses, models, optimizers, train_lib
     from pgn_tf.gan import PGNGAN
 
     tf.config.threading.set_inter_op_parallelism_threads(args.inter_op)
@@ -77,12 +83,13 @@ def bench_ours(args):
     cond = models.is_conditional(args.arch)
     gan = PGNGAN(
         models.build_generator(args.arch),
-        models.build_critic(args.arch),
-        normalization=args.normalization,
+        models.build_critic(args.arch, spectral_norm=args.normalization == "sn"),
+        normalization="none" if args.normalization == "sn" else args.normalization,
         num_classes=10 if cond else None,
         n_dis=args.n_dis,
         batch_size_D=args.batch_size_D,
         batch_size_G=args.batch_size_G,
+        penalty=args.penalty,
     )
     adam = lambda: optimizers.Adam(2e-4, beta_1=0.0, beta_2=0.9, epsilon=1e-8)
     gan.compile(adam(), adam(), losses.get(args.loss))
@@ -99,7 +106,26 @@ def bench_ours(args):
     total = _time(lambda: step((x, y))["g_loss"].numpy(), args.iters, args.warmup)
     crit = _time(lambda: critic()[-1]["d_loss"].numpy(), args.iters, args.warmup)
     gen = _time(lambda: generator().numpy(), args.iters, args.warmup)
-    return _summary("pgn_tf" + (" (XLA)" if args.jit else ""), args, total, crit, gen)
+    m = train_lib.LIPSCHITZ_IMAGES
+    lipschitz = tf.function(gan.lipschitz)
+    real = tf.random.uniform((m, size, size, 3), -1, 1)
+    inputs = (
+        real,
+        tf.random.normal((m, gan.z_dim)),
+        tf.random.uniform((m,)),
+        y[:1].numpy().repeat(m) if cond else None,
+    )
+    monitor = statistics.median(_time(lambda: lipschitz(*inputs)["interp_max"].numpy(), args.iters, args.warmup))
+    out = _summary("pgn_tf" + (" (XLA)" if args.jit else ""), args, total, crit, gen)
+    per_iter = out["s_per_iter"]["median"]
+    out.update(
+        penalty=args.penalty,
+        monitor_s=monitor,
+        monitor_over_iter=round(monitor / per_iter, 4),
+        log_every=args.log_every,
+        monitor_share=round(monitor / (monitor + args.log_every * per_iter), 5),
+    )
+    return out
 
 
 def bench_official(args):
@@ -175,7 +201,9 @@ def bench_official(args):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--arch", default="dcgan.32")
-    parser.add_argument("--normalization", default="pgn", choices=["pgn", "gn", "none"])
+    parser.add_argument("--normalization", default="pgn", choices=["pgn", "gn", "sn", "none"])
+    parser.add_argument("--penalty", default=None, choices=["gp1", "gp0", "r1"])
+    parser.add_argument("--log_every", type=int, default=100, help="monitor_share: one monitor call per this many")
     parser.add_argument("--loss", default="hinge", choices=["hinge", "bce"])
     parser.add_argument("--n_dis", type=int, default=1)
     parser.add_argument("--batch_size_D", type=int, default=64)
@@ -188,6 +216,8 @@ def main():
     parser.add_argument("--official_dir", default=None)
     parser.add_argument("--only_official", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.official_dir and (args.normalization == "sn" or args.penalty):
+        parser.error("the official code has no SN critic and no penalty: drop --official_dir")
     if args.only_official:
         print(json.dumps(bench_official(args)), flush=True)
         return

@@ -1,0 +1,82 @@
+"""python -m pgn_tf.benchmark --suite=ring8|grid25|stacked_digits[,...] --methods=... --seeds=0,1,2 --out=DIR [--steps=N].
+
+Trains every (suite, method, seed) through PGNGAN, appends each evaluation to
+DIR/results.jsonl, then writes DIR/summary.md and the pictures. Running the
+same command again resumes: complete runs are kept, the others start again.
+"""
+
+import os
+import shlex
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from absl import flags
+
+from pgn_tf.cli import UsageError, start
+
+SUITE = flags.DEFINE_string("suite", None, "ring8, grid25 or stacked_digits (comma-separated for several).")
+METHODS = flags.DEFINE_string("methods", "pgn,gn,sn,gp1,gp0,r1,none", "Critic constraints (gin_configs/baselines).")
+SEEDS = flags.DEFINE_string("seeds", "0,1,2", "Comma-separated integer seeds.")
+OUT = flags.DEFINE_string("out", None, "Folder for results.jsonl, summary.md, the pictures and samples/.")
+STEPS = flags.DEFINE_integer("steps", None, "Training steps per run (default: the suite's).")
+
+
+def _list(name, text):
+    items = [t.strip() for t in (text or "").split(",") if t.strip()]
+    if not items:
+        raise UsageError(f"--{name} is empty; give a comma-separated list.")
+    return items
+
+
+def parse(suite, methods, seeds, out, steps):
+    """Checks the arguments; returns (suites, methods, seeds). Raises UsageError with one line."""
+    from pgn_tf.benchmark import run, suites
+
+    suite_names = _list("suite", suite)
+    unknown = [s for s in suite_names if s not in suites.SUITES]
+    if unknown:
+        raise UsageError(f"unknown suite {unknown[0]!r}; choose from {', '.join(suites.SUITES)}.")
+    method_names = _list("methods", methods)
+    unknown = [m for m in method_names if m not in run.METHODS]
+    if unknown:
+        raise UsageError(f"unknown method {unknown[0]!r}; choose from {', '.join(run.METHODS)}.")
+    try:
+        seed_values = [int(s) for s in _list("seeds", seeds)]
+    except ValueError:
+        raise UsageError(f"--seeds must be comma-separated integers, got {seeds!r}.") from None
+    if not out:
+        raise UsageError("no --out folder given.")
+    if steps is not None and steps <= 0:
+        raise UsageError(f"--steps must be positive, got {steps}.")
+    return suite_names, method_names, seed_values
+
+
+def main(suite, methods, seeds, out, steps=None, argv=()):
+    try:
+        suite_names, method_names, seed_values = parse(suite, methods, seeds, out, steps)
+        try:
+            os.makedirs(out, exist_ok=True)
+        except OSError as e:
+            raise UsageError(f"cannot create --out {out} ({e.strerror}).") from None
+    except UsageError as e:
+        print(f"error: {e}", file=sys.stderr, flush=True)
+        return 2
+    from pgn_tf.benchmark import report, run
+
+    rows = run.run(suite_names, method_names, seed_values, out, steps)
+    notes = []
+    if "stacked_digits" in suite_names:
+        notes.append(f"Digits classifier held-out accuracy (297 digits): {run.classifier_accuracy():.3f}.")
+    command = "python -m pgn_tf.benchmark " + " ".join(shlex.quote(a) for a in argv) if argv else None
+    with open(os.path.join(out, "summary.md.tmp"), "w") as f:
+        f.write(report.summary(rows, command, notes))
+    os.replace(os.path.join(out, "summary.md.tmp"), os.path.join(out, "summary.md"))
+    for path in report.plots(out, rows):
+        print(f"wrote {path}", flush=True)
+    print(f"wrote {os.path.join(out, 'summary.md')}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    start(lambda: main(SUITE.value, METHODS.value, SEEDS.value, OUT.value, STEPS.value, sys.argv[1:]))

@@ -1,0 +1,166 @@
+"""Runs the mode-collapse benchmark: every (suite, method, seed) through PGNGAN, results to DIR/results.jsonl."""
+
+import ast
+import json
+import os
+import re
+import sys
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from pgn_tf import cli, losses, optimizers
+from pgn_tf.benchmark import metrics, suites
+from pgn_tf.gan import PGNGAN
+
+METHODS = ("pgn", "gn", "sn", "gp1", "gp0", "r1", "none")
+SAMPLE_BATCH = 1000  # generated images per call when scoring stacked digits
+
+
+def method_config(method):
+    """(normalization, penalty, penalty_weight) as gin_configs/baselines/<method>.gin binds them."""
+    path = os.path.join(cli.CONFIG_DIR, "baselines", f"{method}.gin")
+    values = {"penalty": None, "penalty_weight": 10.0}
+    with open(path) as f:
+        for name, value in re.findall(r"^train_and_evaluate\.(\w+)\s*=\s*(.+?)\s*$", f.read(), re.MULTILINE):
+            values[name] = ast.literal_eval(value)
+    return values["normalization"], values["penalty"], float(values["penalty_weight"])
+
+
+def build_gan(suite, method, seed):
+    """The suite's models and settings with the method's constraint, compiled (BCE, Adam with torch's epsilon)."""
+    keras.utils.set_random_seed(seed)
+    normalization, penalty, weight = method_config(method)
+    gan = PGNGAN(
+        suite.generator(), suite.critic(normalization == "sn"), normalization="none" if normalization == "sn" else normalization,
+        z_dim=suite.z_dim, n_dis=1, batch_size_D=suite.batch_size_D, batch_size_G=suite.batch_size_G,
+        ema_decay=suite.ema_decay, penalty=penalty, penalty_weight=weight, seed=seed,
+    )  # fmt: skip
+    adam = lambda: optimizers.Adam(suite.lr, beta_1=suite.betas[0], beta_2=suite.betas[1], epsilon=1e-8)
+    gan.compile(adam(), adam(), losses.bce)
+    return gan
+
+
+class Scorer:
+    """Draws the suite's evaluation samples of G (fixed latents per seed) and scores them."""
+
+    def __init__(self, suite, seed):
+        self.suite = suite
+        self.z = np.random.default_rng([seed, 7]).standard_normal((suite.num_samples, suite.z_dim)).astype(np.float32)
+        self.classifier = None
+        if suite.name == "stacked_digits":
+            from pgn_tf.eval import digits_classifier
+
+            self.classifier = digits_classifier.load_digits_classifier()
+
+    def samples(self, gan):
+        """G's samples for the fixed latents (batch statistics, as all sampling here; BN statistics kept)."""
+        with gan.statistics_kept():
+            out = [gan.generate(self.z[i : i + SAMPLE_BATCH]).numpy() for i in range(0, len(self.z), SAMPLE_BATCH)]
+        return np.concatenate(out)
+
+    def __call__(self, gan):
+        """(metrics dict, samples)."""
+        x = self.samples(gan)
+        if self.classifier is None:
+            means, std = suites.MIXTURES[self.suite.name]
+            return metrics.mixture_metrics(x, means, std), x
+        return {**metrics.stacked_metrics(self.triples(x)), "hq": None}, x
+
+    def triples(self, images):
+        """Each channel classified as a digit: [N, 32, 32, 3] -> [N] ints 100 * d_r + 10 * d_g + d_b."""
+        digits = []
+        for c in range(3):
+            channel = np.repeat(images[..., c : c + 1], 3, axis=-1)  # the classifier's grey-over-RGB format
+            digits.append(np.argmax(self.classifier(channel)[0], axis=1))
+        return digits[0] * 100 + digits[1] * 10 + digits[2]
+
+
+def classifier_accuracy():
+    """The digits classifier's accuracy on its 297 held-out digits (the single-channel format it scores)."""
+    from pgn_tf import data
+    from pgn_tf.eval import digits_classifier as dc
+
+    net = dc.load_digits_classifier()
+    images, labels = data.digits_arrays(dc.IMAGE_SIZE)
+    x = images[-dc.HOLDOUT :].astype(np.float32) / 127.5 - 1.0
+    return dc.accuracy(net.model, x, labels[-dc.HOLDOUT :])
+
+
+def read_results(path):
+    if not os.path.isfile(path):
+        return []
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def _key(row):
+    return row["suite"], row["method"], row["seed"]
+
+
+def run(suite_names, methods, seeds, out, steps=None, stream=None):
+    """Trains and scores every (suite, method, seed) not already complete in out/results.jsonl.
+
+    suite_names: names (or `suites.Suite`s); methods: names in METHODS; steps: None for each suite's own.
+
+    A run is complete when its last evaluation step is in the file; lines of
+    incomplete runs are dropped and those runs start again, so an
+    interrupted benchmark is resumed by running the same command.
+    """
+    stream = stream or sys.stdout
+    os.makedirs(os.path.join(out, "samples"), exist_ok=True)
+    path = os.path.join(out, "results.jsonl")
+    plan = [
+        (suites.get(s) if isinstance(s, str) else s, m, seed) for s in suite_names for m in methods for seed in seeds
+    ]
+    total_steps = {s.name: steps or s.steps for s, _, _ in plan}
+    rows = read_results(path)
+    done = {_key(r) for r in rows if r["step"] == total_steps.get(r["suite"], -1)}
+    kept = [r for r in rows if _key(r) in done or r["suite"] not in total_steps]
+    with open(path + ".tmp", "w") as f:
+        f.writelines(json.dumps(r) + "\n" for r in kept)
+    os.replace(path + ".tmp", path)
+    todo = [p for p in plan if (p[0].name, p[1], p[2]) not in done]
+    t0 = time.perf_counter()
+    work = sum(total_steps[s.name] for s, _, _ in todo)
+    finished = 0
+    for suite, method, seed in todo:
+        n_steps = total_steps[suite.name]
+        gan, scorer = build_gan(suite, method, seed), Scorer(suite, seed)
+        run_t0 = time.perf_counter()
+        step = 0
+        while step < n_steps:
+            chunk = min(suite.eval_every, n_steps - step)
+            gan.fit(suite.dataset(seed, step), epochs=1, steps_per_epoch=chunk, verbose=0)
+            step = int(gan.step.numpy())
+            seconds = time.perf_counter() - run_t0
+            result, samples = scorer(gan)
+            row = {"suite": suite.name, "method": method, "seed": seed, "step": step, **result,
+                   "seconds": round(seconds, 1)}  # fmt: skip
+            with open(path, "a") as f:
+                f.write(json.dumps(row) + "\n")
+            finished += chunk
+            rate = finished / (time.perf_counter() - t0)
+            eta = time.strftime("%H:%M:%S", time.gmtime((work - finished) / max(rate, 1e-9)))
+            modes = len(suites.MIXTURES[suite.name][0]) if suite.name in suites.MIXTURES else 1000
+            hq = "" if result["hq"] is None else f" hq {result['hq']:.3f}"
+            kl = "null" if result["kl"] is None else f"{result['kl']:.3f}"
+            print(f"{suite.name} {method} seed {seed} step {step}/{n_steps} modes {result['modes']}/{modes}{hq} "
+                  f"kl {kl} | {seconds:.0f} s, ETA {eta}", file=stream, flush=True)  # fmt: skip
+        save_samples(out, suite.name, method, seed, samples)
+    return read_results(path)
+
+
+def save_samples(out, suite, method, seed, samples):
+    """The last evaluation's samples: [N, 2] as .npy (mixtures), a 64-image grid as .png (stacked digits)."""
+    base = os.path.join(out, "samples", f"{suite}_{method}_seed{seed}")
+    if samples.ndim == 2:
+        np.save(base + ".npy.tmp.npy", samples.astype(np.float32))
+        os.replace(base + ".npy.tmp.npy", base + ".npy")
+    else:
+        from pgn_tf.callbacks import image_grid
+
+        tf.io.write_file(base + ".png.tmp", tf.io.encode_png(image_grid(samples[:64])))
+        os.replace(base + ".png.tmp", base + ".png")

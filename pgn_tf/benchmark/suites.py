@@ -1,0 +1,161 @@
+"""The mode-collapse suites: 2D Gaussian mixtures (ring8, grid25) and stacked digits (1,000 modes).
+
+Each suite gives its data stream, its models and its settings; training goes
+through `PGNGAN` (the same loop, losses, PGNDiscriminator and penalties as
+every other run), evaluation through `metrics`.
+"""
+
+import math
+from typing import NamedTuple
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from pgn_tf import data, models
+from pgn_tf.models.layers import SNDense
+
+
+class Suite(NamedTuple):
+    """What one suite trains and how (the protocol's numbers live here)."""
+
+    name: str
+    z_dim: int
+    batch_size_D: int
+    batch_size_G: int
+    steps: int  # default training steps
+    eval_every: int
+    num_samples: int  # samples of G per evaluation
+    lr: float
+    betas: tuple
+    ema_decay: float
+    dataset: object  # (seed) -> tf.data of (x [batch_size_D, ...], labels)
+    generator: object  # () -> Keras model z -> x
+    critic: object  # (spectral_norm) -> Keras model x -> [N, 1]
+
+
+# ---- 2D mixtures --------------------------------------------------------------------------------
+
+
+def ring_means(k=8, radius=2.0):
+    """k means evenly on a circle: (r cos(2 pi i / k), r sin(2 pi i / k))."""
+    angles = 2.0 * np.pi * np.arange(k) / k
+    return np.stack([radius * np.cos(angles), radius * np.sin(angles)], axis=1)
+
+
+def grid_means(values=(-4.0, -2.0, 0.0, 2.0, 4.0)):
+    """The means {values}^2 (25 for the default)."""
+    return np.array([(x, y) for x in values for y in values], dtype=np.float64)
+
+
+MIXTURES = {"ring8": (ring_means(), 0.02), "grid25": (grid_means(), 0.05)}
+
+
+def mixture_dataset(means, std, batch_size, seed, start_step=0):
+    """Fresh samples every step: a mode uniformly, then means[mode] + std * N(0, I); stateless in (seed, step)."""
+    means_t = tf.constant(means, tf.float32)
+    k = len(means)
+
+    def batch(step):
+        key = tf.stack([tf.constant(seed, tf.int64), step])
+        mode = tf.random.stateless_uniform([batch_size], key, 0, k, dtype=tf.int32)
+        noise = tf.random.stateless_normal([batch_size, 2], tf.random.experimental.stateless_fold_in(key, 1))
+        return tf.gather(means_t, mode) + std * noise, mode
+
+    return tf.data.Dataset.range(int(start_step), 2**62).map(batch).prefetch(2)
+
+
+def _linear(units, fan_in, name, activation=None, spectral_norm=False):
+    """nn.Linear (spectral_norm'd on request) with torch's default initialisation: weights, biases U(+-1/sqrt(fan_in))."""
+    bound = 1.0 / math.sqrt(fan_in)
+    init = lambda: keras.initializers.RandomUniform(-bound, bound)
+    if not spectral_norm:
+        return keras.layers.Dense(
+            units, activation=activation, kernel_initializer=init(), bias_initializer=init(), name=name
+        )
+    layer = SNDense(units, name=name)
+    layer.build((None, fan_in))
+    for v in (layer.kernel, layer.bias):
+        v.assign(init()(v.shape))
+    return layer
+
+
+def mlp_generator(z_dim=16, hidden=256, depth=3, out_dim=2):
+    """G: z -> (Dense 256, ReLU) x 3 -> Dense 2, PyTorch's default Linear initialisation."""
+    z = keras.Input((z_dim,), name="z")
+    h, fan_in = z, z_dim
+    for i in range(depth):
+        h = _linear(hidden, fan_in, f"linear{i}", "relu")(h)
+        fan_in = hidden
+    return keras.Model(z, _linear(out_dim, fan_in, f"linear{depth}")(h), name="mlp_generator")
+
+
+def mlp_critic(in_dim=2, hidden=256, depth=3, spectral_norm=False):
+    """D: x -> (Dense 256, LeakyReLU 0.2) x 3 -> Dense 1, PyTorch's default Linear init (SN on every layer on request)."""
+    x = keras.Input((in_dim,), name="x")
+    h, fan_in = x, in_dim
+    for i in range(depth):
+        h = _linear(hidden, fan_in, f"linear{i}", spectral_norm=spectral_norm)(h)
+        h = keras.layers.LeakyReLU(negative_slope=0.2)(h)
+        fan_in = hidden
+    f = _linear(1, fan_in, f"linear{depth}", spectral_norm=spectral_norm)(h)
+    return keras.Model(x, f, name=f"mlp_{'sn_' if spectral_norm else ''}critic")
+
+
+def mixture_suite(name):
+    means, std = MIXTURES[name]
+    return Suite(
+        name=name, z_dim=16, batch_size_D=256, batch_size_G=256, steps=10_000, eval_every=2_000, num_samples=2_500,
+        lr=2e-4, betas=(0.0, 0.9), ema_decay=0.0,
+        dataset=lambda seed, start_step=0: mixture_dataset(means, std, 256, seed, start_step),
+        generator=lambda: mlp_generator(16), critic=lambda spectral_norm: mlp_critic(spectral_norm=spectral_norm),
+    )  # fmt: skip
+
+
+# ---- stacked digits -----------------------------------------------------------------------------
+
+STACKED_SIZE = 32
+STACKED_WIDTH = 0.25  # the quickstart's models
+
+
+def stacked_digits_dataset(batch_size, seed, start_step=0):
+    """Three independent digits per image, one per colour channel (1,000 modes), in [-1, 1]; labels: the triple id.
+
+    The digits are scikit-learn's 1,797 (grey, resized to 32x32 as the
+    quickstart's); draws are stateless in (seed, step).
+    """
+    images, labels = data.digits_arrays(STACKED_SIZE)
+    grey = tf.constant(images[..., 0].astype(np.float32) / 127.5 - 1.0)  # [1797, 32, 32]
+    digit = tf.constant(labels.astype(np.int32))
+    n = len(images)
+
+    def batch(step):
+        key = tf.stack([tf.constant(seed, tf.int64), step])
+        idx = tf.random.stateless_uniform([batch_size, 3], key, 0, n, dtype=tf.int32)
+        x = tf.transpose(tf.gather(grey, idx), [0, 2, 3, 1])  # [B, 3, 32, 32] -> [B, 32, 32, 3]
+        d = tf.gather(digit, idx)
+        return x, d[:, 0] * 100 + d[:, 1] * 10 + d[:, 2]
+
+    return tf.data.Dataset.range(int(start_step), 2**62).map(batch).prefetch(2)
+
+
+def stacked_digits_suite():
+    """The quickstart's quarter-width dcgan.32, BCE, n_dis 1, batch 32 / 64, Adam(2e-4, 0, 0.9), EMA 0.99."""
+    return Suite(
+        name="stacked_digits", z_dim=128, batch_size_D=32, batch_size_G=64, steps=1_500, eval_every=500,
+        num_samples=26_000, lr=2e-4, betas=(0.0, 0.9), ema_decay=0.99,
+        dataset=lambda seed, start_step=0: stacked_digits_dataset(32, seed, start_step),
+        generator=lambda: models.build_generator("dcgan.32", z_dim=128, width=STACKED_WIDTH),
+        critic=lambda spectral_norm: models.build_critic("dcgan.32", width=STACKED_WIDTH, spectral_norm=spectral_norm),
+    )  # fmt: skip
+
+
+SUITES = ("ring8", "grid25", "stacked_digits")
+
+
+def get(name):
+    if name in MIXTURES:
+        return mixture_suite(name)
+    if name == "stacked_digits":
+        return stacked_digits_suite()
+    raise ValueError(f"unknown suite {name!r}; choose from {', '.join(SUITES)}.")

@@ -1,0 +1,174 @@
+"""The mode-collapse benchmark: protocol data and models, metrics by hand, the run loop, report and CLI."""
+
+import json
+import os
+import subprocess
+import sys
+
+import gin
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import ROOT
+
+from pgn_tf import train
+from pgn_tf.benchmark import __main__ as bench_cli
+from pgn_tf.benchmark import metrics, report, run, suites
+
+
+def test_mixture_means_are_the_protocol():
+    ring = suites.ring_means()
+    np.testing.assert_allclose(ring[2], [0.0, 2.0], atol=1e-12)
+    np.testing.assert_allclose(np.linalg.norm(ring, axis=1), 2.0)
+    assert len(ring) == 8 and suites.MIXTURES["ring8"][1] == 0.02
+    grid = suites.grid_means()
+    assert len(grid) == 25 and set(grid[:, 0]) == {-4.0, -2.0, 0.0, 2.0, 4.0}
+    assert suites.MIXTURES["grid25"][1] == 0.05
+
+
+def test_mixture_metrics_by_hand():
+    means = suites.ring_means()
+    std = 0.02
+    # 6 samples on mode 0, 2 on mode 3 (within 3 std), 2 far from every mean.
+    x = np.concatenate([np.tile(means[0] + [0.03, -0.04], (6, 1)), np.tile(means[3] - 0.01, (2, 1)), [[0, 0], [5, 5]]])
+    m = metrics.mixture_metrics(x, means, std)
+    assert m["modes"] == 2 and m["hq"] == pytest.approx(0.8)
+    p = np.array([6, 2]) / 8
+    assert m["kl"] == pytest.approx(np.sum(p * np.log(p * 8)))
+    assert metrics.mixture_metrics(np.full((3, 2), 9.0), means, std) == {"modes": 0, "hq": 0.0, "kl": None}
+
+
+def test_kl_and_stacked_metrics_by_hand():
+    assert metrics.kl_to_uniform([5, 5, 5, 5]) == pytest.approx(0.0)
+    assert metrics.kl_to_uniform([0, 7, 0, 0]) == pytest.approx(np.log(4))
+    m = metrics.stacked_metrics([123, 123, 7, 999])
+    assert m["modes"] == 3
+    p = np.array([2, 1, 1]) / 4
+    assert m["kl"] == pytest.approx(np.sum(p * np.log(p * 1000)))
+
+
+def test_mixture_stream_is_fresh_stateless_and_on_the_modes():
+    means, std = suites.MIXTURES["grid25"]
+    it = iter(suites.mixture_dataset(means, std, 256, seed=3))
+    a, b = next(it), next(it)
+    assert not np.array_equal(a[0].numpy(), b[0].numpy())  # fresh samples every step
+    resumed = next(iter(suites.mixture_dataset(means, std, 256, seed=3, start_step=1)))
+    np.testing.assert_array_equal(resumed[0].numpy(), b[0].numpy())
+    x, mode = a[0].numpy(), a[1].numpy()
+    assert np.abs(x - means[mode]).max() < 6 * std
+    assert len(set(mode)) > 20  # uniform over the 25 modes
+
+
+def test_stacked_digits_stack_three_independent_digits():
+    from pgn_tf import data
+
+    images, labels = data.digits_arrays(32)
+    grey = images[..., 0].astype(np.float32) / 127.5 - 1.0
+    x, triple = (t.numpy() for t in next(iter(suites.stacked_digits_dataset(16, seed=0))))
+    assert x.shape == (16, 32, 32, 3) and x.min() >= -1.0 and x.max() <= 1.0
+    for img, t in zip(x, triple):
+        for c, digit in enumerate((t // 100, t // 10 % 10, t % 10)):
+            match = np.flatnonzero(np.all(np.abs(grey - img[..., c]) < 1e-6, axis=(1, 2)))
+            assert len(match) and labels[match[0]] == digit
+    assert len(set(triple)) > 10
+
+
+def test_mlp_models_have_torch_default_init():
+    g = suites.mlp_generator()
+    for layer in g.layers[1:]:
+        bound = 1.0 / np.sqrt(layer.kernel.shape[0])
+        for v in (layer.kernel, layer.bias):
+            values = v.numpy()
+            assert np.abs(values).max() <= bound
+            assert values.size < 200 or np.abs(values).max() > 0.9 * bound  # uniform over the whole range
+    assert g.output_shape == (None, 2)
+    sn = suites.mlp_critic(spectral_norm=True)
+    sn_layers = [layer for layer in sn.layers if "SN" in type(layer).__name__]
+    assert len(sn_layers) == 4 and np.abs(sn_layers[0].bias.numpy()).max() > 0  # torch's bias init, not zeros
+    assert np.abs(sn_layers[1].kernel.numpy()).max() <= 1.0 / 16
+
+
+@pytest.mark.parametrize("method", run.METHODS)
+def test_method_config_is_what_gin_reads_from_the_overlay(method):
+    gin.clear_config()
+    try:
+        train.parse_gin([os.path.join("baselines", f"{method}.gin")], [])
+        got = run.method_config(method)
+        assert got[0] == gin.query_parameter("train_and_evaluate.normalization")
+        assert got[1] == gin.query_parameter("train_and_evaluate.penalty")
+        if got[1]:
+            assert got[2] == gin.query_parameter("train_and_evaluate.penalty_weight") == 10.0
+    finally:
+        gin.clear_config()
+
+
+def test_run_writes_results_summary_and_plots_and_resumes(tmp_path, capsys):
+    out = str(tmp_path / "bench")
+    small = suites.get("ring8")._replace(eval_every=3, num_samples=300)
+    rows = run.run([small], ["pgn", "sn", "gp1"], [0, 1], out, steps=6)
+    assert len(rows) == 3 * 2 * 2  # two evaluations per run
+    assert {(r["method"], r["seed"], r["step"]) for r in rows} >= {("sn", 1, 3), ("gp1", 0, 6)}
+    for r in rows:
+        assert 0 <= r["modes"] <= 8 and 0.0 <= r["hq"] <= 1.0 and r["seconds"] >= 0
+    printed = capsys.readouterr().out
+    assert "ring8 gp1 seed 1 step 6/6 modes" in printed and "ETA" in printed
+    assert np.load(os.path.join(out, "samples", "ring8_pgn_seed1.npy")).shape == (300, 2)
+    # The same command again: nothing to redo. An incomplete run (its last line lost) is redone.
+    with open(os.path.join(out, "results.jsonl")) as f:
+        lines = f.read().splitlines()
+    with open(os.path.join(out, "results.jsonl"), "w") as f:
+        f.write("\n".join(lines[:-1]) + "\n")
+    again = run.run([small], ["pgn", "sn", "gp1"], [0, 1], out, steps=6)
+    assert capsys.readouterr().out.count("step 6/6") == 1 and len(again) == len(rows)
+    text = report.summary(again, "python -m pgn_tf.benchmark --suite=ring8")
+    assert "## ring8 (8 modes)" in text and "| sn | 2 | 6 |" in text and "±" in text
+    paths = report.plots(out, again)
+    assert sorted(os.path.basename(p) for p in paths) == ["ring8_modes.png", "ring8_samples.png"]
+    assert all(tf.io.decode_png(tf.io.read_file(p)).shape[0] > 100 for p in paths)
+
+
+def test_stacked_digits_scores_channels_with_the_digits_classifier(tmp_path):
+    small = suites.stacked_digits_suite()._replace(eval_every=2, num_samples=50)
+    scorer = run.Scorer(small, seed=0)
+    x, triple = (t.numpy() for t in next(iter(suites.stacked_digits_dataset(64, seed=5))))
+    assert np.mean(scorer.triples(x) == triple) > 0.8  # real stacks are read back (3 digits at ~97% each)
+    rows = run.run([small], ["pgn"], [0], str(tmp_path), steps=2)
+    assert rows[-1]["hq"] is None and 1 <= rows[-1]["modes"] <= 50
+    assert os.path.isfile(tmp_path / "samples" / "stacked_digits_pgn_seed0.png")
+    assert report.plots(str(tmp_path), rows)[0].endswith("stacked_digits_samples.png")
+
+
+BAD = {
+    "unknown suite": ({"suite": "ring9"}, "unknown suite 'ring9'"),
+    "unknown method": ({"methods": "pgn,wgan"}, "unknown method 'wgan'"),
+    "no seeds": ({"seeds": ""}, "--seeds is empty"),
+    "bad seeds": ({"seeds": "0,one"}, "--seeds must be comma-separated integers"),
+    "no suite": ({"suite": None}, "--suite is empty"),
+    "zero steps": ({"steps": 0}, "--steps must be positive"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_arguments_are_one_line_and_exit_2(case, tmp_path, capsys):
+    args = {"suite": "ring8", "methods": "pgn", "seeds": "0", "out": str(tmp_path / "o"), "steps": None}
+    changes, message = BAD[case]
+    args.update(changes)
+    assert bench_cli.main(**args) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
+    assert not os.path.exists(tmp_path / "o")
+
+
+def test_cli_end_to_end(tmp_path):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    cmd = [sys.executable, "-m", "pgn_tf.benchmark", "--suite=grid25", "--methods=r1", "--seeds=0", "--steps=2",
+           f"--out={tmp_path}"]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "grid25 r1 seed 0 step 2/2 modes" in proc.stdout
+    row = json.loads((tmp_path / "results.jsonl").read_text())
+    assert row["suite"] == "grid25" and row["step"] == 2 and set(row) >= {"modes", "hq", "kl", "seconds"}
+    assert "Command: `python -m pgn_tf.benchmark --suite=grid25" in (tmp_path / "summary.md").read_text()
+    bad = subprocess.run([*cmd[:3], "--suite=nope", f"--out={tmp_path}"], capture_output=True, text=True, cwd=ROOT,
+                         env=env, check=False)  # fmt: skip
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1].startswith("error: unknown suite 'nope'")
