@@ -20,7 +20,7 @@ from typing import NamedTuple
 import keras
 import numpy as np
 
-from pgn_tf.models.layers import SNEmbedding, _SpectralNorm
+from pgn_tf.models.layers import SNEmbedding, SpectralNorm
 
 # Entries in official state_dicts that have no Keras counterpart.
 IGNORED_SUFFIXES = ("num_batches_tracked",)
@@ -49,7 +49,7 @@ def _conv_from_torch(w):
 
 def _layer_entries(layer):
     p = layer.name
-    if isinstance(layer, _SpectralNorm):
+    if isinstance(layer, SpectralNorm):
         if isinstance(layer, SNEmbedding):
             to_t, from_t = _same, _same
         elif len(layer.kernel.shape) == 4:

@@ -13,7 +13,7 @@ from pgn_tf import callbacks, data, distribute, losses, optimizers, penalties
 from pgn_tf.eval import digits_classifier, evaluator, inception, stats
 from pgn_tf.gan import PGNGAN, LinearDecay
 from pgn_tf.models import biggan, dcgan, resnet
-from pgn_tf.models.layers import _SpectralNorm
+from pgn_tf.models.layers import SpectralNorm
 from pgn_tf.normalization import MODES
 
 SAMPLES = 64  # images in each sample grid
@@ -154,7 +154,7 @@ def _build_critic(critic_fn, normalization, cond):
         raise ConfigError(
             f"normalization 'sn' calls critic_fn(spectral_norm=True), which {critic_fn} does not take ({e})."
         ) from None
-    if not any(isinstance(layer, _SpectralNorm) for layer in critic._flatten_layers(recursive=True)):
+    if not any(isinstance(layer, SpectralNorm) for layer in critic._flatten_layers(recursive=True)):
         raise ConfigError(f"normalization 'sn': the critic {critic.name!r} has no spectral-norm layers.")
     return critic
 

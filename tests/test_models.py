@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 from pgn_tf import PGNDiscriminator, models, torch_port
-from pgn_tf.models.layers import BatchNorm, ConditionalBatchNorm, SNConv2D, SNDense, SNEmbedding, _SpectralNorm
+from pgn_tf.models.layers import BatchNorm, ConditionalBatchNorm, SNConv2D, SNDense, SNEmbedding, SpectralNorm
 
 # Trainable parameters of the official PyTorch models (G, D).
 OFFICIAL_COUNTS = {
@@ -147,7 +147,7 @@ def test_sn_critics_normalize_every_weight_layer_and_port_to_torch_names(arch):
     layers = lambda m: list(m._flatten_layers(include_self=False, recursive=True))
     assert not [layer.name for layer in layers(sn) if isinstance(layer, weighted)]
     plain_names = sorted(layer.name for layer in layers(plain) if isinstance(layer, weighted))
-    assert sorted(layer.name for layer in layers(sn) if isinstance(layer, _SpectralNorm)) == plain_names
+    assert sorted(layer.name for layer in layers(sn) if isinstance(layer, SpectralNorm)) == plain_names
     assert n_trainable(sn) == n_trainable(plain)
     # torch's spectral_norm names: weight -> weight_orig, plus weight_u / weight_v.
     names = set(torch_port.state_dict(sn))

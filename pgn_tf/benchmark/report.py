@@ -110,7 +110,7 @@ def plots(out, rows):
             _save(fig, written[-1])
             plt.close(fig)
         else:
-            fig, axes = plt.subplots(1, len(names), figsize=(2.2 * len(names), 2.5), dpi=80, squeeze=False)
+            fig, axes = plt.subplots(1, len(names), figsize=(max(2.2 * len(names), 4.5), 2.6), dpi=80, squeeze=False)
             for ax, method in zip(axes[0], names):
                 path = os.path.join(out, "samples", f"{suite}_{method}_seed{seeds[0]}.png")
                 if os.path.isfile(path):

@@ -105,7 +105,7 @@ def _l2_normalize(v, eps):
     return v / ops.maximum(ops.sqrt(ops.sum(ops.square(v))), eps)
 
 
-class _SpectralNorm(keras.layers.Layer):
+class SpectralNorm(keras.layers.Layer):
     """torch.nn.utils.spectral_norm on this layer's kernel.
 
     The kernel is reshaped to PyTorch's (out, in * kh * kw) weight matrix, so
@@ -165,7 +165,7 @@ class _SpectralNorm(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="pgn_tf")
-class SNDense(_SpectralNorm):
+class SNDense(SpectralNorm):
     """Spectrally normalized Linear (torch `sn(nn.Linear(in, units))`)."""
 
     def __init__(self, units, **kwargs):
@@ -186,7 +186,7 @@ class SNDense(_SpectralNorm):
 
 
 @keras.saving.register_keras_serializable(package="pgn_tf")
-class SNConv2D(_SpectralNorm):
+class SNConv2D(SpectralNorm):
     """Spectrally normalized 'same' conv (torch `sn(nn.Conv2d(.., k, stride, padding=(k - 1) // 2))`).
 
     With an even input size, k = 4, stride 2 pads one pixel on each side, as
@@ -222,7 +222,7 @@ class SNConv2D(_SpectralNorm):
 
 
 @keras.saving.register_keras_serializable(package="pgn_tf")
-class SNEmbedding(_SpectralNorm):
+class SNEmbedding(SpectralNorm):
     """Spectrally normalized class embedding (torch `sn(nn.Embedding(n, dim))`: W is the [n, dim] table itself).
 
     Call with int labels [N] -> [N, dim]. No bias.
