@@ -319,6 +319,28 @@ def test_cli_trains_writes_everything_and_resumes(tmp_path):
     assert tf.train.latest_checkpoint(str(wd / "checkpoints")).endswith("ckpt-4")
 
 
+@pytest.mark.parametrize("overlay", ["sn", "gp1"])
+def test_cli_trains_the_quickstart_with_a_baseline_overlay(overlay, tmp_path):
+    wd = tmp_path / overlay
+    proc = _cli(["--gin_file=gin_configs/quickstart.gin", f"--gin_file=gin_configs/baselines/{overlay}.gin",
+                 f"--workdir={wd}", "--gin_param=dcgan.generator.width=0.0625", "--gin_param=dcgan.critic.width=0.0625",
+                 "--gin_param=train_and_evaluate.total_steps=2", "--gin_param=train_and_evaluate.log_every=1"])  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "step 2/2" in proc.stdout and ("penalty" in proc.stdout) == (overlay == "gp1")
+    config = (wd / "operative_config.gin").read_text()
+    assert f"train_and_evaluate.normalization = '{'sn' if overlay == 'sn' else 'none'}'" in config
+    values = {}
+    for event_file in glob.glob(str(wd / "events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(event_file):
+            for v in event.summary.value:
+                if v.tag.startswith("lipschitz/"):
+                    values.setdefault(v.tag, []).append(float(tf.make_ndarray(v.tensor)))
+    assert sorted(values) == sorted(f"lipschitz/{a}_{b}" for a in ("real", "fake", "interp") for b in ("mean", "max"))
+    assert all(len(v) == 2 and all(np.isfinite(v)) and min(v) > 0 for v in values.values())
+    reader = tf.train.load_checkpoint(str(wd / "checkpoints" / "ckpt-2"))
+    assert any("sn_u" in name for name in reader.get_variable_to_shape_map()) == (overlay == "sn")  # u is kept
+
+
 BAD_INPUTS = {
     "missing gin file": (["--gin_file=nope.gin"], "gin file nope.gin does not exist"),
     "typo in binding": (["--gin_param=train_and_evaluate.total_step=5"], "doesn't have a parameter named 'total_step'"),

@@ -15,12 +15,6 @@ from absl import flags
 
 from pgn_tf.cli import UsageError, start
 
-SUITE = flags.DEFINE_string("suite", None, "ring8, grid25 or stacked_digits (comma-separated for several).")
-METHODS = flags.DEFINE_string("methods", "pgn,gn,sn,gp1,gp0,r1,none", "Critic constraints (gin_configs/baselines).")
-SEEDS = flags.DEFINE_string("seeds", "0,1,2", "Comma-separated integer seeds.")
-OUT = flags.DEFINE_string("out", None, "Folder for results.jsonl, summary.md, the pictures and samples/.")
-STEPS = flags.DEFINE_integer("steps", None, "Training steps per run (default: the suite's).")
-
 
 def _list(name, text):
     items = [t.strip() for t in (text or "").split(",") if t.strip()]
@@ -78,5 +72,17 @@ def main(suite, methods, seeds, out, steps=None, argv=()):
     return 0
 
 
+def define_flags():
+    """The command's flags (defined only when it runs: tests import main() beside other tools' flags)."""
+    return (
+        flags.DEFINE_string("suite", None, "ring8, grid25 or stacked_digits (comma-separated for several)."),
+        flags.DEFINE_string("methods", "pgn,gn,sn,gp1,gp0,r1,none", "Critic constraints (gin_configs/baselines)."),
+        flags.DEFINE_string("seeds", "0,1,2", "Comma-separated integer seeds."),
+        flags.DEFINE_string("out", None, "Folder for results.jsonl, summary.md, the pictures and samples/."),
+        flags.DEFINE_integer("steps", None, "Training steps per run (default: the suite's)."),
+    )
+
+
 if __name__ == "__main__":
-    start(lambda: main(SUITE.value, METHODS.value, SEEDS.value, OUT.value, STEPS.value, sys.argv[1:]))
+    values = define_flags()
+    start(lambda: main(*(v.value for v in values), argv=sys.argv[1:]))
