@@ -1,6 +1,6 @@
 """Checks the port against numbers computed by the official PyTorch code (parity fixtures).
 
-A fixture (see shared/parity/README.md) holds, for one architecture, weights
+A fixture (see tests/data/parity/shipped/README.md) holds, for one architecture, weights
 regenerated from a seed in PyTorch layout, inputs, and the official outputs:
 critic outputs with and without PGN/GN, the input gradient, G(z) with batch
 statistics, and the losses and gradient summaries of one critic and one

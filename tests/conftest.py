@@ -20,8 +20,8 @@ def _seeded():
 
 @pytest.fixture(scope="session")
 def parity_dir():
-    """The official-code fixtures: $PGN_PARITY_DIR or ../shared/parity beside the checkout."""
-    path = os.environ.get("PGN_PARITY_DIR", os.path.join(ROOT, "..", "shared", "parity"))
+    """The official-code fixtures: $PGN_PARITY_DIR, else the ones shipped in tests/data/parity/shipped."""
+    path = os.environ.get("PGN_PARITY_DIR", os.path.join(ROOT, "tests", "data", "parity", "shipped"))
     assert os.path.isfile(os.path.join(path, "fixture.py")), (
         f"Parity fixtures not found at {path}; set PGN_PARITY_DIR to the folder with fixture.py"
     )

@@ -1,4 +1,4 @@
-"""The port against numbers from the official PyTorch code (../shared/parity fixtures)."""
+"""The port against numbers from the official PyTorch code (fixtures in tests/data/parity)."""
 
 import glob
 import os
@@ -62,7 +62,7 @@ def test_cli_errors(tmp_path):
     )
 
 
-EXACT = sorted(glob.glob(os.path.join(ROOT, "tests", "data", "parity", "*.npz")))
+EXACT = sorted(glob.glob(os.path.join(ROOT, "tests", "data", "parity", "*_f64.npz")))
 
 
 def test_exact_fixtures_cover_every_architecture():

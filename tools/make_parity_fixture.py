@@ -4,7 +4,7 @@ Usage:
   python tools/make_parity_fixture.py --official_dir=PATH --arch=biggan.32 --loss=hinge \
       --seed=21 --out=tests/data/parity/biggan32_seed21.npz [--float64] [--n=4]
 
-Writes the format of ../shared/parity (read by its fixture.py, which must lie
+Writes the format of tests/data/parity/shipped (read by its fixture.py, which must lie
 beside --out, or be named by --fixture_py): weights regenerated from seeds in
 PyTorch layout, inputs x_real (uniform in [-1, 1]), z and, for conditional
 models, labels y; the official critic outputs (raw, PGN, GN), the input
