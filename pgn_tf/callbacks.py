@@ -1,6 +1,7 @@
 """Training callbacks: progress, TensorBoard scalars, sample grids, checkpoints, stopping."""
 
 import json
+import math
 import os
 import sys
 import time
@@ -8,6 +9,8 @@ import time
 import keras
 import numpy as np
 import tensorflow as tf
+
+from pgn_tf import faults
 
 
 def image_grid(images, cols=8):
@@ -131,22 +134,72 @@ class Samples(keras.callbacks.Callback):
 
 
 class Checkpointer(keras.callbacks.Callback):
-    """Saves through a CheckpointManager every `every` steps and at the end (atomic per save)."""
+    """Every `every` steps and at the end: save(manager, step) (the run's checked, atomic save)."""
 
-    def __init__(self, manager, every):
+    def __init__(self, save, manager, every):
         super().__init__()
+        self.save = save
         self.manager = manager
         self.every = every
 
     def on_train_batch_end(self, batch, logs=None):
         step = _step(self.model)
         if step % self.every == 0:
-            self.manager.save(checkpoint_number=step)
+            self.save(self.manager, step)
 
     def on_train_end(self, logs=None):
-        step = _step(self.model)
-        if self.manager.latest_checkpoint is None or not self.manager.latest_checkpoint.endswith(f"-{step}"):
-            self.manager.save(checkpoint_number=step)
+        self.save(self.manager, _step(self.model))
+
+
+class DivergenceGuard(keras.callbacks.Callback):
+    """Every step, first of the callbacks: the step's logged losses and statistics must be finite.
+
+    The step's end already waits for the step (every callback reads its
+    counter), so reading its few scalars adds no stall. On the first
+    non-finite value: faults.Diverged with message_fn(step, what), raised
+    before any callback of that step can sample, evaluate or save.
+    """
+
+    def __init__(self, message_fn):
+        super().__init__()
+        self.message_fn = message_fn
+
+    def on_train_batch_end(self, batch, logs=None):
+        bad = faults.nonfinite_logs(logs)
+        if bad:
+            shown = sorted(bad, key=lambda k: (k not in ("d_loss", "g_loss"), k))[:3]
+            raise faults.Diverged(self.message_fn(_step(self.model), ", ".join(f"{k} {bad[k]}" for k in shown)))
+
+
+class Preemption(keras.callbacks.Callback):
+    """After SIGTERM / SIGINT (faults.StopSignals): save the step reached and stop with faults.Preempted.
+
+    `save(step)` -> path saves the run. In a multi-worker run,
+    `make_handler(save_fn, exit_fn)` gives TensorFlow's
+    PreemptionCheckpointHandler, which agrees with the other workers on the
+    step at which all of them save, then calls exit_fn; one step later than
+    alone, so every worker has the signal by then.
+    """
+
+    def __init__(self, signals, save, make_handler=None):
+        super().__init__()
+        self.signals = signals
+        self._save = save
+        self.saved = None
+        self.handler = make_handler(self.save, self.stop) if make_handler else None
+
+    def save(self):
+        self.saved = self._save(_step(self.model))
+
+    def stop(self):
+        raise faults.Preempted(self.signals.received, _step(self.model), self.saved)
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.handler is not None:
+            self.handler.save_checkpoint_if_preempted()
+        elif self.signals.received is not None:
+            self.save()
+            self.stop()
 
 
 class StopAt(keras.callbacks.Callback):
@@ -201,8 +254,9 @@ class Evaluate(keras.callbacks.Callback):
     digits-classifier scores are never mistaken for Inception scores.
     """
 
-    def __init__(self, evaluator, every, writer, workdir, best_manager, best_metric, best_by="FID"):
+    def __init__(self, evaluator, every, writer, workdir, save, best_manager, best_metric, best_by="FID"):
         super().__init__()
+        self.save = save
         self.evaluator = evaluator
         self.every = every
         self.writer = writer
@@ -228,10 +282,12 @@ class Evaluate(keras.callbacks.Callback):
                 if isinstance(value, float) and key != "seconds":
                     tf.summary.scalar(f"eval_{scores['feature_net']}/{key}", value)
         self.writer.flush()
+        # JSON has no NaN: a non-finite score is written as null.
+        finite = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in scores.items()}
         with open(self.path, "a") as f:
-            f.write(json.dumps(scores) + "\n")
+            f.write(json.dumps(finite, allow_nan=False) + "\n")
         shown = " ".join(f"{k} {scores[k]:.3f}" for k in ("IS", "FID", "IS_ema", "FID_ema"))
         print(f"eval step {step} ({scores['feature_net']}, {scores['num_images']} images) {shown}", flush=True)
-        if scores[self.best_by] < float(self.best_metric.numpy()):
+        if finite[self.best_by] is not None and scores[self.best_by] < float(self.best_metric.numpy()):
             self.best_metric.assign(scores[self.best_by])
-            self.best_manager.save(checkpoint_number=step)
+            self.save(self.best_manager, step)

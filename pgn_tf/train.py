@@ -29,7 +29,11 @@ CPU_REPLICAS = flags.DEFINE_integer(
 
 
 def run(gin_files, gin_params, workdir, strategy="default", cpu_replicas=None):
-    """Parses the config and trains; returns the exit code (2 with one line on stderr for bad input)."""
+    """Parses the config and trains; returns the exit code, with one line on stderr unless 0.
+
+    0 done; 2 bad input; 3 diverged; 4 disk full; 143 / 130 stopped by
+    SIGTERM / SIGINT after saving the step reached.
+    """
     try:
         if not gin_files:
             raise UsageError("no --gin_file given (e.g. --gin_file=gin_configs/quickstart.gin).")
@@ -41,20 +45,40 @@ def run(gin_files, gin_params, workdir, strategy="default", cpu_replicas=None):
         except distribute.StrategyError as e:
             raise UsageError(first_line(e)) from None
         parse_gin(gin_files, gin_params)
-        from pgn_tf import train_lib
+        from pgn_tf import faults, train_lib
 
         try:
             train_lib.train_and_evaluate(workdir, strategy=dist)
+        except faults.Preempted as e:
+            print(first_line(e), file=sys.stderr, flush=True)  # gin appends the configurable's name on a 2nd line
+            return e.exit_code
+        except faults.Diverged as e:
+            print(f"error: {first_line(e)}", file=sys.stderr, flush=True)
+            return faults.EXIT_DIVERGED
         except user_errors() as e:
             raise UsageError(first_line(e)) from None
-        except (ValueError, TypeError) as e:
+        except Exception as e:
+            if faults.is_disk_full(e):  # a checkpoint (faults.DiskFull), or events, samples, eval.jsonl
+                what = (
+                    e.strerror
+                    if isinstance(e, faults.DiskFull)
+                    else (
+                        f"no space left on the device ({first_line(e)[:160]}); the saved checkpoints are intact. "
+                        "Free some space and run the same command to resume"
+                    )
+                )
+                print(f"error: {what}.", file=sys.stderr, flush=True)
+                return faults.EXIT_DISK_FULL
             # Unbound REQUIRED parameters and mistyped values surface when gin calls the function.
-            if "gin" in str(e) or "REQUIRED" in str(e):
+            if isinstance(e, (ValueError, TypeError)) and ("gin" in str(e) or "REQUIRED" in str(e)):
                 raise UsageError(f"bad gin config: {first_line(e)}") from None
             raise
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
         return 2
+    except KeyboardInterrupt:  # before training began (it catches the signal itself): nothing to save yet
+        print("stopped by SIGINT before training began; nothing was saved", file=sys.stderr, flush=True)
+        return 130
     return 0
 
 

@@ -1,5 +1,7 @@
 """The gin root of training: train_and_evaluate(workdir, ...) builds everything and runs fit."""
 
+import contextlib
+import errno
 import math
 import os
 import sys
@@ -9,7 +11,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from pgn_tf import callbacks, data, distribute, losses, optimizers, penalties
+from pgn_tf import callbacks, data, distribute, faults, losses, optimizers, penalties
+from pgn_tf.cli import first_line as _first_line
 from pgn_tf.eval import digits_classifier, evaluator, inception, stats
 from pgn_tf.gan import PGNGAN, LinearDecay
 from pgn_tf.models import biggan, dcgan, resnet
@@ -59,10 +62,71 @@ def _check_workdir(workdir):
         raise ConfigError(f"workdir {workdir} is not writable ({e.strerror}); pass another --workdir.") from None
 
 
-def _positive(**values):
-    for name, value in values.items():
-        if value is None or int(value) <= 0:
-            raise ConfigError(f"train_and_evaluate.{name} must be positive, got {value}.")
+def _kind(value):
+    return f"{value!r} ({type(value).__name__})"
+
+
+def _check_int(name, value, minimum):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ConfigError(f"train_and_evaluate.{name} must be an integer >= {minimum}, got {_kind(value)}.")
+
+
+def _check_number(name, value, minimum, maximum=math.inf, strict=False):
+    ok = not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating))
+    if ok and math.isfinite(value):
+        ok = (value > minimum if strict else value >= minimum) and value <= maximum
+    if not ok:
+        bound = f"> {minimum}" if strict else f">= {minimum}"
+        bound += f" and <= {maximum}" if maximum < math.inf else ""
+        raise ConfigError(f"train_and_evaluate.{name} must be a number {bound}, got {_kind(value)}.")
+
+
+def _check_choice(name, value, choices):
+    if value not in choices:
+        raise ConfigError(f"train_and_evaluate.{name} must be one of {choices}, got {value!r}.")
+
+
+def _validate(args):
+    """Every binding of train_and_evaluate, before anything is built: its type and range, or one ConfigError."""
+    for name in ("total_steps", "batch_size_D", "batch_size_G", "n_dis", "z_dim", "sample_every", "eval_every",
+                 "save_every", "num_images", "log_every"):  # fmt: skip
+        _check_int(name, args[name], 1)
+    for name in ("lr_decay_start", "ema_start", "seed"):
+        _check_int(name, args[name], 0)
+    if args["num_classes"] is not None:
+        _check_int("num_classes", args["num_classes"], 1)
+    for name in ("lr_D", "lr_G"):
+        _check_number(name, args[name], 0, strict=True)
+    _check_number("ema_decay", args["ema_decay"], 0, 1)
+    _check_number("cr", args["cr"], 0)
+    _check_number("penalty_weight", args["penalty_weight"], 0)
+    _check_choice("normalization", args["normalization"], NORMALIZATIONS)
+    _check_choice("penalty", args["penalty"], (None, *penalties.PENALTIES))
+    _check_choice("best_by", args["best_by"], ("FID", "FID_ema"))
+    for name in ("dataset_fn", "generator_fn", "critic_fn", "loss_fn", "d_optimizer", "g_optimizer", "feature_fn"):
+        if not callable(args[name]):
+            raise ConfigError(
+                f"train_and_evaluate.{name} must be a configurable (e.g. @data.digits), got {_kind(args[name])}."
+            )
+    if args["fid_stats"] is not None and not isinstance(args["fid_stats"], str):
+        raise ConfigError(f"train_and_evaluate.fid_stats must be a path or None, got {_kind(args['fid_stats'])}.")
+    if not isinstance(args["jit_compile"], bool):
+        raise ConfigError(f"train_and_evaluate.jit_compile must be True or False, got {_kind(args['jit_compile'])}.")
+
+
+def _damaged_list(directory, e):
+    return CheckpointError(
+        f"cannot read the checkpoint list {os.path.join(directory, 'checkpoint')} ({_first_line(e)[:120]}); "
+        "move it aside with the checkpoints it names to start afresh, or use a new --workdir."
+    )
+
+
+def _manager(checkpoint, directory, max_to_keep):
+    """A CheckpointManager, or CheckpointError if its directory's checkpoint list is damaged (it reads it)."""
+    try:
+        return tf.train.CheckpointManager(checkpoint, directory, max_to_keep=max_to_keep)
+    except Exception as e:  # noqa: BLE001
+        raise _damaged_list(directory, e) from None
 
 
 class Experiment:
@@ -81,44 +145,116 @@ class Experiment:
         own = self.checkpoint_dir
         if not self.chief:
             own = os.path.join(workdir, "workers", str(distribute.worker_id(strategy)), "checkpoints")
-        self.manager = tf.train.CheckpointManager(checkpoint, own, max_to_keep=3 if self.chief else 1)
-        self.best_manager = tf.train.CheckpointManager(
-            checkpoint, os.path.join(self.checkpoint_dir, "best"), max_to_keep=1
-        )
+        self.manager = _manager(checkpoint, own, max_to_keep=3 if self.chief else 1)
+        self.best_manager = _manager(checkpoint, os.path.join(self.checkpoint_dir, "best"), max_to_keep=1)
         self.feature_fn = feature_fn
         self.fid_stats = fid_stats
         self.dataset_fn = dataset_fn
         self.num_images = num_images
         self.seed = seed
 
+    def _variables(self):
+        """(name, variable) of everything a checkpoint holds that training changes: models and optimizer state."""
+        gan = self.gan
+        for owner, obj in (("generator", gan.generator), ("ema_generator", gan.ema_generator),
+                           ("critic", gan.discriminator.critic), ("d_optimizer", gan.d_optimizer),
+                           ("g_optimizer", gan.g_optimizer)):  # fmt: skip
+            for v in obj.variables:
+                yield f"{owner}/{v.path}", v
+
+    def latest(self):
+        """The chief's newest saved checkpoint that is still on disk, and the ones before it (newest first).
+
+        Raises:
+          CheckpointError: the checkpoint list (DIR/checkpoints/checkpoint) cannot be read.
+        """
+        try:
+            state = tf.train.get_checkpoint_state(self.checkpoint_dir)
+        except Exception as e:  # noqa: BLE001  (a damaged list raises parse errors of several kinds)
+            raise _damaged_list(self.checkpoint_dir, e) from None
+        paths = [] if state is None else list(state.all_model_checkpoint_paths or [state.model_checkpoint_path])
+        paths = [p if os.path.isabs(p) else os.path.join(self.checkpoint_dir, p) for p in paths]
+        return sorted(paths, key=lambda p: int(p.rsplit("-", 1)[1]), reverse=True)
+
     def restore(self, which="latest"):
         """Restores "latest", "best" or a checkpoint path; returns the path, or None for latest with no checkpoint.
 
         Raises:
-          CheckpointError: no such checkpoint, or one that cannot be restored.
+          CheckpointError: no such checkpoint, or one that cannot be restored
+            (one line naming it and the ways out; nothing is changed).
         """
-        if which in ("latest", "best"):
+        earlier = []
+        if which == "latest":
             # Every worker resumes from the chief's checkpoints (a filesystem all hosts share).
-            path = tf.train.latest_checkpoint(self.checkpoint_dir if which == "latest" else self.best_manager.directory)
+            paths = self.latest()
+            if not paths:
+                return None
+            path, earlier = paths[0], paths[1:]
+        elif which == "best":
+            path = tf.train.latest_checkpoint(self.best_manager.directory)
             if path is None:
-                if which == "latest":
-                    return None
                 raise CheckpointError(f"no best checkpoint in {self.best_manager.directory} (no evaluation ran yet).")
         else:
             path = which
-            if not tf.io.gfile.exists(path + ".index"):
-                raise CheckpointError(
-                    f"checkpoint {path} does not exist (want best, latest or a path like DIR/ckpt-1000)."
-                )
+        if not tf.io.gfile.exists(path + ".index"):
+            raise CheckpointError(f"checkpoint {path} does not exist (want best, latest or a path like DIR/ckpt-1000).")
+        status = None
         try:
-            self.checkpoint.restore(path).assert_existing_objects_matched()
-        except (tf.errors.OpError, ValueError, AssertionError) as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            status = self.checkpoint.restore(path)
+            status.assert_existing_objects_matched()
+        except Exception as e:  # noqa: BLE001  (damage surfaces as OpError, IndexError, ValueError, AssertionError)
+            if status is not None:
+                status.expect_partial()  # no warnings about the values left unrestored
+            way_out = (
+                f"move {path}.* aside to resume from {os.path.basename(earlier[0])}"
+                if earlier
+                else (f"move {path}.* aside to start afresh")
+            )
             raise CheckpointError(
-                f"cannot restore checkpoint {path} ({first[:200]}); move it out of "
-                f"{os.path.dirname(path)} to resume from an earlier one, or use a new --workdir."
+                f"cannot restore checkpoint {path} ({_first_line(e)[:200]}); {way_out}, or use a new --workdir."
             ) from None
         return path
+
+    def save(self, manager, step):
+        """Saves the run at `step` through `manager` (atomic), after checking that every saved tensor is finite.
+
+        Raises:
+          faults.Diverged: a weight or optimizer slot is not finite (nothing is written).
+          faults.DiskFull: no space left; the checkpoints saved before are intact.
+        """
+        bad = faults.nonfinite(self._variables())
+        if bad:
+            name, count = bad[0]
+            raise faults.Diverged(
+                self.diverged_message(step, f"{len(bad)} tensors hold non-finite values, e.g. {count} in {name}")
+            )
+        try:
+            return manager.save(checkpoint_number=step)
+        except (tf.errors.OpError, OSError) as e:
+            if not faults.is_disk_full(e):
+                raise
+            # The manager lists a checkpoint only once it is complete; remove what this save left behind.
+            prefix = os.path.join(manager.directory, f"ckpt-{step}")
+            if prefix not in manager.checkpoints:
+                for leftover in tf.io.gfile.glob(prefix + ".*") + tf.io.gfile.glob(prefix + "_temp*"):
+                    with contextlib.suppress(tf.errors.OpError):
+                        (tf.io.gfile.rmtree if tf.io.gfile.isdir(leftover) else tf.io.gfile.remove)(leftover)
+            last = manager.latest_checkpoint or "none yet"
+            raise faults.DiskFull(
+                errno.ENOSPC,
+                f"no space left on the device while saving {prefix}; the saved checkpoints are intact "
+                f"(latest: {last}). Free some space and run the same command to resume",
+            ) from None
+
+    def diverged_message(self, step, what):
+        last = self.latest()
+        resume = (
+            f"the last finite checkpoint is {os.path.basename(last[0])}; lower the learning rates (lr_D, lr_G) or "
+            "add a penalty, then run again to resume from it, or use a new --workdir"
+            if last
+            else "no checkpoint was saved yet; lower the learning rates (lr_D, lr_G) or add a penalty and run again"
+        )
+        return f"training diverged at step {step} ({what}); {resume}."
 
     def evaluator(self, num_images=None, fid_stats=None, feature_fn=None):
         """An Evaluator with the run's feature network and reference statistics (computed and cached if needed).
@@ -173,6 +309,28 @@ def _lipschitz_monitor(writer, every, total_steps, dataset, z_dim, num_classes, 
     return callbacks.LipschitzMonitor(
         writer, every, images, None if num_classes is None else labels, z, alpha, total_steps
     )
+
+
+def _preemption_handler(strategy, signals, workdir):
+    """For a multi-worker run: how to make TensorFlow's PreemptionCheckpointHandler watching `signals`; else None.
+
+    The handler agrees with the other workers on the step to save at, saves
+    through save_fn (the run's own checked save) and calls exit_fn. It also
+    restores from its manager when made: it gets an empty one, since the run
+    has restored itself already.
+    """
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.cluster_spec().jobs:
+        return None
+
+    def make(save_fn, exit_fn):
+        config = tf.distribute.experimental.TerminationConfig(
+            termination_watcher_fn=signals.event.is_set, exit_fn=exit_fn, grace_period=0, save_fn=save_fn
+        )
+        empty = tf.train.CheckpointManager(tf.train.Checkpoint(), os.path.join(workdir, "preemption"), max_to_keep=1)
+        return tf.distribute.experimental.PreemptionCheckpointHandler(resolver, empty, termination_config=config)
+
+    return make
 
 
 @gin.configurable(denylist=["workdir", "train", "strategy"])
@@ -257,19 +415,7 @@ def train_and_evaluate(
     Returns:
       The Experiment (its PGNGAN trained to total_steps).
     """
-    _positive(
-        total_steps=total_steps, batch_size_D=batch_size_D, batch_size_G=batch_size_G, n_dis=n_dis,
-        z_dim=z_dim, sample_every=sample_every, save_every=save_every, log_every=log_every,
-        eval_every=eval_every, num_images=num_images,
-    )  # fmt: skip
-    if normalization not in NORMALIZATIONS:
-        raise ConfigError(f"train_and_evaluate.normalization must be one of {NORMALIZATIONS}, got {normalization!r}.")
-    if penalty is not None and penalty not in penalties.PENALTIES:
-        raise ConfigError(f"train_and_evaluate.penalty must be None or one of {penalties.PENALTIES}, got {penalty!r}.")
-    if isinstance(penalty_weight, bool) or not isinstance(penalty_weight, (int, float)) or not penalty_weight >= 0:
-        raise ConfigError(f"train_and_evaluate.penalty_weight must be a number >= 0, got {penalty_weight!r}.")
-    if best_by not in ("FID", "FID_ema"):
-        raise ConfigError(f"train_and_evaluate.best_by must be 'FID' or 'FID_ema', got {best_by!r}.")
+    _validate(dict(locals()))
     strategy = strategy or tf.distribute.get_strategy()
     replicas = strategy.num_replicas_in_sync
     for name, value in (("batch_size_D", batch_size_D), ("batch_size_G", batch_size_G)):
@@ -338,11 +484,11 @@ def train_and_evaluate(
     scorer = exp.evaluator() if evals_due else None
 
     remaining = total_steps - start
-    cbs, writer = [], None
+    cbs, writer = [callbacks.DivergenceGuard(exp.diverged_message)], None
     if exp.chief:
         writer = tf.summary.create_file_writer(workdir)
         sample_y = None if num_classes is None else fixed_y
-        cbs = [
+        cbs += [
             callbacks.OperativeConfig(writer, workdir, gin.operative_config_str),
             callbacks.Samples(writer, os.path.join(workdir, "samples"), fixed_z, sample_y, sample_every),
             callbacks.StepLogger(writer, total_steps, min(log_every, total_steps)),
@@ -351,11 +497,26 @@ def train_and_evaluate(
             ),
         ]
         if scorer:
-            cbs.append(callbacks.Evaluate(scorer, eval_every, writer, workdir, exp.best_manager, best_metric, best_by))
-    cbs += [callbacks.Checkpointer(exp.manager, save_every), callbacks.StopAt(total_steps)]
+            cbs.append(
+                callbacks.Evaluate(
+                    scorer, eval_every, writer, workdir, exp.save, exp.best_manager, best_metric, best_by
+                )
+            )
+    signals = faults.StopSignals()
+    cbs += [
+        callbacks.Checkpointer(exp.save, exp.manager, save_every),
+        callbacks.StopAt(total_steps),
+        callbacks.Preemption(
+            signals, lambda step: exp.save(exp.manager, step), _preemption_handler(strategy, signals, workdir)
+        ),
+    ]
     per_epoch = min(log_every, remaining)
-    with strategy.scope():
-        gan.fit(dataset, epochs=math.ceil(remaining / per_epoch), steps_per_epoch=per_epoch, callbacks=cbs, verbose=0)
-    if writer:
-        writer.close()
+    try:
+        with signals.installed(), strategy.scope():
+            gan.fit(
+                dataset, epochs=math.ceil(remaining / per_epoch), steps_per_epoch=per_epoch, callbacks=cbs, verbose=0
+            )
+    finally:
+        if writer:
+            writer.close()
     return exp

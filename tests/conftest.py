@@ -36,6 +36,31 @@ def _cache_dir(tmp_path_factory):
     return path
 
 
+def checkpoint_values(path):
+    """{name: value} of every numeric variable of a checkpoint (a prefix such as DIR/ckpt-4, or DIR for its latest)."""
+    import numpy as np
+    import tensorflow as tf
+
+    path = str(path)
+    if os.path.isdir(path):
+        path = tf.train.latest_checkpoint(path)
+    reader = tf.train.load_checkpoint(path)
+    values = {name: np.asarray(reader.get_tensor(name)) for name in reader.get_variable_to_shape_map()}
+    return {name: v for name, v in values.items() if v.dtype.kind in "fiu"}
+
+
+def assert_same_checkpoints(a, b, atol):
+    """Two checkpoints hold the same variables (G, EMA-G, D, both optimizers, BatchNorm statistics) within atol."""
+    import numpy as np
+
+    # save_counter counts saves, which a stopped and resumed run makes more of: not the run's state.
+    va, vb = ({k: v for k, v in checkpoint_values(p).items() if not k.startswith("save_counter")} for p in (a, b))
+    assert sorted(va) == sorted(vb)
+    assert any("generator" in name and "moving_mean" in name for name in va)  # BatchNorm statistics compared too
+    for name in va:
+        np.testing.assert_allclose(va[name], vb[name], rtol=0, atol=atol, err_msg=name)
+
+
 def make_fake_inception(path):
     """A SavedModel with the GAN-evaluation Inception's interface and a cheap deterministic body.
 

@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from conftest import assert_same_checkpoints
+
 from pgn_tf import distribute, train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -48,21 +50,6 @@ def _finish(proc, timeout=400):
     return out
 
 
-def _variables(directory):
-    """{name: value} of every numeric variable in the latest checkpoint of `directory`."""
-    reader = tf.train.load_checkpoint(tf.train.latest_checkpoint(str(directory)))
-    values = {name: np.asarray(reader.get_tensor(name)) for name in reader.get_variable_to_shape_map()}
-    return {name: v for name, v in values.items() if v.dtype.kind in "fiu"}
-
-
-def _assert_same_variables(a, b, atol):
-    va, vb = _variables(a), _variables(b)
-    assert sorted(va) == sorted(vb)
-    assert any("generator" in name and "moving_mean" in name for name in va)  # BatchNorm statistics compared too
-    for name in va:
-        np.testing.assert_allclose(va[name], vb[name], rtol=0, atol=atol, err_msg=name)
-
-
 @pytest.mark.parametrize("baseline", ["pgn", "sn+gp1"])
 def test_two_replicas_compute_the_single_device_step(tmp_path, baseline):
     """Mirrored over 2 logical CPUs == one device on the same global batches (n_dis 2, CR, BN, EMA, samples).
@@ -81,7 +68,7 @@ def test_two_replicas_compute_the_single_device_step(tmp_path, baseline):
     two = _train([*common, f"--workdir={tmp_path / 'two'}", "--strategy=mirrored", "--cpu_replicas=2"])
     out_one, out_two = _finish(one), _finish(two)
     assert "step 2/2" in out_one and "step 2/2" in out_two
-    _assert_same_variables(tmp_path / "one" / "checkpoints", tmp_path / "two" / "checkpoints", atol=1e-5)
+    assert_same_checkpoints(tmp_path / "one" / "checkpoints", tmp_path / "two" / "checkpoints", atol=1e-5)
     # The progress line reports the global batch's losses, as on one device.
     last = [line.split("|")[0] for line in (out_one, out_two) for line in line.splitlines() if "step 2/2" in line]
     one_values, two_values = ([float(x) for x in line.split()[3::2]] for line in last)
@@ -164,7 +151,7 @@ def test_two_workers_on_localhost_agree_and_resume(tmp_path):
     chief, other = _workers(wd, 3)
     assert "step 3/3" in chief and "step" not in other  # only the chief reports
     # Both end with the same weights; the chief wrote the run's files, the other worker only its checkpoint.
-    _assert_same_variables(wd / "checkpoints", wd / "workers" / "1" / "checkpoints", atol=0)
+    assert_same_checkpoints(wd / "checkpoints", wd / "workers" / "1" / "checkpoints", atol=0)
     assert sorted(os.listdir(wd / "workers" / "1")) == ["checkpoints"]
     assert os.listdir(wd / "samples") and (wd / "operative_config.gin").exists()
     assert len([f for f in os.listdir(wd) if f.startswith("events.out.tfevents")]) == 1
@@ -173,7 +160,7 @@ def test_two_workers_on_localhost_agree_and_resume(tmp_path):
     for out in (chief, other):
         assert "at step 3" in out
     assert "step 4/4" in chief
-    _assert_same_variables(wd / "checkpoints", wd / "workers" / "1" / "checkpoints", atol=0)
+    assert_same_checkpoints(wd / "checkpoints", wd / "workers" / "1" / "checkpoints", atol=0)
     assert tf.train.latest_checkpoint(str(wd / "checkpoints")).endswith("ckpt-4")
 
 

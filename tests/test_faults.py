@@ -1,0 +1,319 @@
+"""Long runs and faults: kill -9 anywhere, SIGTERM / SIGINT, divergence, damaged checkpoints, a full disk, bad bindings.
+
+The runs are real processes of `python -m pgn_tf.train` (with op determinism
+on, so runs compare to 1e-6); faults are injected from outside the package:
+a signal, or a SIGKILL sent by a patch at the moment under test.
+"""
+
+import glob
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+
+import gin
+import numpy as np
+import pytest
+import tensorflow as tf
+from conftest import ROOT, assert_same_checkpoints, checkpoint_values
+
+from pgn_tf import faults, train, train_lib
+
+TOTAL = 12
+ARGS = [
+    "--gin_file=gin_configs/quickstart.gin",
+    "--gin_param=dcgan.generator.width=0.0625",
+    "--gin_param=dcgan.critic.width=0.0625",
+    "--gin_param=train_and_evaluate.batch_size_D=8",
+    "--gin_param=train_and_evaluate.batch_size_G=8",
+    "--gin_param=train_and_evaluate.log_every=1",
+    "--gin_param=train_and_evaluate.save_every=4",
+    "--gin_param=train_and_evaluate.eval_every=8",
+    "--gin_param=train_and_evaluate.num_images=20",
+    f"--gin_param=train_and_evaluate.total_steps={TOTAL}",
+]
+
+# Runs pgn_tf.train as `python -m` would, deterministically, with one fault injected by $FAULT at step $AT:
+# step: SIGKILL inside the traced step AT (after the G update, before EMA); save: SIGKILL once ckpt-AT is written but before the checkpoint list names it;
+# eval: SIGKILL while EMA-G of step AT is scored (after G's scores).
+DRIVER = textwrap.dedent(
+    """
+    import os, runpy, signal, sys
+    import tensorflow as tf
+    tf.config.experimental.enable_op_determinism()
+    fault, at = os.environ.get("FAULT", ""), int(os.environ.get("AT", "0"))
+    def die():
+        sys.stdout.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
+    if fault == "step":
+        from pgn_tf.gan import PGNGAN
+        update_ema = PGNGAN._update_ema
+        def check(step):
+            if int(step) == at:
+                die()
+            return 0
+        def ema(self):  # inside the traced step: after the critic and generator updates, before the EMA's
+            tf.py_function(check, [self.step], tf.int32)
+            update_ema(self)
+        PGNGAN._update_ema = ema
+    elif fault == "save":
+        from tensorflow.python.checkpoint import checkpoint_management as cm
+        record = cm.update_checkpoint_state_internal
+        def update(save_dir, model_checkpoint_path, *args, **kwargs):
+            if save_dir.endswith("checkpoints") and model_checkpoint_path.endswith(f"ckpt-{at}"):
+                assert tf.io.gfile.exists(model_checkpoint_path + ".index")
+                die()
+            return record(save_dir, model_checkpoint_path, *args, **kwargs)
+        cm.update_checkpoint_state_internal = update
+    elif fault == "eval":
+        from pgn_tf.eval import evaluator
+        score = evaluator.Evaluator.__call__
+        def call(self, gan, ema=False):
+            if ema and int(gan.step.numpy()) == at:
+                die()
+            return score(self, gan, ema)
+        evaluator.Evaluator.__call__ = call
+    sys.argv = ["pgn_tf.train", *sys.argv[1:]]
+    runpy.run_module("pgn_tf.train", run_name="__main__")
+    """
+)
+
+
+def _start(workdir, fault="", at=0, extra=()):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "FAULT": fault, "AT": str(at)}
+    return subprocess.Popen(
+        [sys.executable, "-c", DRIVER, *ARGS, f"--workdir={workdir}", *extra],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _run(workdir, fault="", at=0, extra=()):
+    proc = _start(workdir, fault, at, extra)
+    out, err = proc.communicate(timeout=600)
+    return proc.returncode, out, err
+
+
+def _steps_logged(out):
+    return [int(line.split()[1].split("/")[0]) for line in out.splitlines() if line.startswith("step ")]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("uninterrupted") / "wd"
+    code, out, err = _run(workdir)
+    assert code == 0, err[-3000:]
+    assert _steps_logged(out) == list(range(1, TOTAL + 1))
+    return workdir
+
+
+@pytest.mark.parametrize("fault,at,resumes_at", [("step", 6, 4), ("save", 8, 4), ("eval", 8, 4)])
+def test_kill_9_then_restart_ends_with_the_uninterrupted_weights(fault, at, resumes_at, uninterrupted, tmp_path):
+    workdir = tmp_path / "wd"
+    code, out, _ = _run(workdir, fault, at)
+    assert code == -signal.SIGKILL
+    assert max(_steps_logged(out)) == at - (fault == "step")  # killed where intended
+    if fault == "save":  # the files of ckpt-8 were complete; the list still ended at ckpt-4
+        assert os.path.exists(workdir / "checkpoints" / f"ckpt-{at}.index")
+    assert tf.train.latest_checkpoint(str(workdir / "checkpoints")).endswith(f"ckpt-{resumes_at}")
+    code, out, err = _run(workdir)
+    assert code == 0, err[-3000:]
+    assert f"at step {resumes_at}." in out and _steps_logged(out) == list(range(resumes_at + 1, TOTAL + 1))
+    assert_same_checkpoints(workdir / "checkpoints", uninterrupted / "checkpoints", atol=1e-6)
+    evals = [json.loads(line)["step"] for line in (workdir / "eval.jsonl").read_text().splitlines()]
+    assert evals[-1] == 8 and evals.count(8) == 1 + (fault == "save")  # saved after its evaluation, so scored twice
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_saves_the_step_reached_and_a_restart_loses_nothing(sig, uninterrupted, tmp_path):
+    workdir = tmp_path / "wd"
+    proc = _start(workdir)
+    seen = []
+    for line in proc.stdout:  # signal once training runs, mid-run
+        if line.startswith("step "):
+            seen.append(line)
+            if len(seen) == 3:
+                proc.send_signal(sig)
+    rest, err = proc.communicate(timeout=600)
+    assert proc.returncode == 128 + sig, err[-3000:]
+    out = "".join(seen) + rest
+    stopped = max(_steps_logged(out))
+    assert 3 <= stopped < TOTAL
+    name = signal.Signals(sig).name
+    last = err.strip().splitlines()[-1]
+    assert last == (
+        f"stopped by {name} at step {stopped}; saved {workdir}/checkpoints/ckpt-{stopped}; run the same command to resume"
+    )
+    assert tf.train.latest_checkpoint(str(workdir / "checkpoints")).endswith(f"ckpt-{stopped}")
+    code, again, err = _run(workdir)
+    assert code == 0, err[-3000:]
+    first, second = _steps_logged(out), _steps_logged(again)
+    assert first + second == list(range(1, TOTAL + 1))  # no step logged twice, none missing
+    tb_steps = []
+    for event_file in glob.glob(str(workdir / "events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(event_file):
+            tb_steps += [event.step for v in event.summary.value if v.tag == "d_loss"]
+    assert sorted(tb_steps) == list(range(1, TOTAL + 1))
+    assert_same_checkpoints(workdir / "checkpoints", uninterrupted / "checkpoints", atol=1e-6)
+
+
+def _all_checkpoints(workdir):
+    return sorted(
+        p[: -len(".index")] for p in glob.glob(str(workdir / "checkpoints" / "**" / "*.index"), recursive=True)
+    )
+
+
+def test_a_diverging_run_stops_with_one_line_and_only_finite_checkpoints(tmp_path):
+    workdir = tmp_path / "wd"
+    code, _, err = _run(workdir, extra=["--gin_param=train_and_evaluate.total_steps=8"])
+    assert code == 0, err[-3000:]
+    blow_up = ["--gin_param=train_and_evaluate.lr_D=1e30", "--gin_param=train_and_evaluate.lr_G=1e30"]
+    code, out, err = _run(workdir, extra=blow_up)
+    assert code == faults.EXIT_DIVERGED, err[-3000:]
+    lines = err.strip().splitlines()
+    assert (
+        lines[-1].startswith("error: training diverged at step ")
+        and "the last finite checkpoint is ckpt-8" in lines[-1]
+    )
+    assert "Traceback" not in err
+    step = int(lines[-1].split("at step ")[1].split()[0])
+    assert 8 < step < TOTAL and all(s < step for s in _steps_logged(out))  # stopped at once, before logging it
+    paths = _all_checkpoints(workdir)
+    assert any("best" in p for p in paths) and len(paths) >= 3
+    for path in paths:
+        for name, value in checkpoint_values(path).items():
+            assert np.isfinite(value).all(), (path, name)
+
+
+@pytest.fixture
+def _clear_gin():
+    gin.clear_config()
+    yield
+    gin.clear_config()
+
+
+def test_no_checkpoint_is_written_with_a_non_finite_tensor_and_nan_scores_are_null(tmp_path, _clear_gin):
+    from pgn_tf import callbacks
+
+    train.parse_gin(["quickstart.gin"], ["dcgan.generator.width=0.0625", "dcgan.critic.width=0.0625"])
+    exp = train_lib.train_and_evaluate(str(tmp_path), train=False)
+    assert exp.save(exp.manager, 1).endswith("ckpt-1")
+    weight = exp.gan.discriminator.critic.trainable_variables[0]
+    weight.assign(tf.tensor_scatter_nd_update(weight, [[0, 0, 0, 0]], [np.inf]))
+    with pytest.raises(faults.Diverged, match=r"at step 2 \(1 tensors hold non-finite values, e.g. 1 in critic/"):
+        exp.save(exp.manager, 2)
+    assert exp.manager.checkpoints == [str(tmp_path / "checkpoints" / "ckpt-1")]
+    assert not glob.glob(str(tmp_path / "checkpoints" / "ckpt-2*"))
+
+    class NaNScores:
+        num_images = 4
+        feature_net = type("Net", (), {"name": "digits_classifier"})
+
+        def __call__(self, gan, ema):
+            return {"IS": 1.5, "FID": float("nan")}
+
+    best = tf.Variable(np.inf, dtype=tf.float64)
+    writer = tf.summary.create_file_writer(str(tmp_path))
+    cb = callbacks.Evaluate(NaNScores(), 1, writer, str(tmp_path), exp.save, exp.best_manager, best)
+    cb.set_model(exp.gan)
+    cb.on_train_batch_end(0)
+    record = json.loads((tmp_path / "eval.jsonl").read_text(), parse_constant=lambda c: pytest.fail(c))
+    assert record["FID"] is None and record["FID_ema"] is None and record["IS"] == 1.5
+    assert not os.path.exists(exp.best_manager.directory)  # a NaN is never the best score
+
+
+def _damage(kind, prefix, other):
+    data = prefix + ".data-00000-of-00001"
+    if kind == "truncated data":
+        with open(data, "r+b") as f:
+            f.truncate(os.path.getsize(data) // 2)
+    elif kind == "random bytes":
+        size = os.path.getsize(data)
+        with open(data, "wb") as f:
+            f.write(np.random.default_rng(0).bytes(size))
+    elif kind == "missing data file":
+        os.remove(data)
+    elif kind == "another model's checkpoint":
+        for suffix in (".index", ".data-00000-of-00001"):
+            shutil.copy(other + suffix, prefix + suffix)
+
+
+DAMAGE = {
+    "truncated data": "Read less bytes than requested",
+    "random bytes": "checksum does not match",
+    "missing data file": "No such file or directory",
+    "another model's checkpoint": "incompatible tensor with shape",
+}
+
+
+@pytest.fixture(scope="module")
+def two_checkpoints(tmp_path_factory):
+    """A run with ckpt-4 and ckpt-8, and a checkpoint of a wider model."""
+    root = tmp_path_factory.mktemp("damage")
+    code, _, err = _run(root / "wd", extra=["--gin_param=train_and_evaluate.total_steps=8"])
+    assert code == 0, err[-3000:]
+    wide = ["--gin_param=dcgan.critic.width=0.125", "--gin_param=train_and_evaluate.total_steps=4"]
+    code, _, err = _run(root / "wide", extra=wide)
+    assert code == 0, err[-3000:]
+    return root
+
+
+def _snapshot(workdir):
+    return {
+        os.path.relpath(p, workdir): open(p, "rb").read()
+        for p in glob.glob(f"{workdir}/**", recursive=True)
+        if os.path.isfile(p)
+    }
+
+
+@pytest.mark.parametrize("kind", sorted(DAMAGE))
+def test_a_damaged_checkpoint_is_one_line_and_changes_nothing(kind, two_checkpoints, tmp_path, capsys, _clear_gin):
+    workdir = tmp_path / "wd"
+    shutil.copytree(two_checkpoints / "wd", workdir)
+    prefix = str(workdir / "checkpoints" / "ckpt-8")
+    _damage(kind, prefix, str(two_checkpoints / "wide" / "checkpoints" / "ckpt-4"))
+    before = _snapshot(workdir)
+    params = [a.split("=", 1)[1] for a in ARGS if a.startswith("--gin_param=")]
+    assert train.run(["quickstart.gin"], params, str(workdir)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: cannot restore checkpoint {prefix} ("), err
+    assert DAMAGE[kind] in err[0] and f"move {prefix}.* aside to resume from ckpt-4, or use a new --workdir." in err[0]
+    assert _snapshot(workdir) == before
+
+
+def test_a_damaged_checkpoint_list_is_one_line(tmp_path, capsys, _clear_gin):
+    (tmp_path / "checkpoints").mkdir()
+    (tmp_path / "checkpoints" / "checkpoint").write_bytes(b"\x00\xffnot a list")
+    assert train.run(["quickstart.gin"], [], str(tmp_path)) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot read the checkpoint list" in err[0], err
+
+
+BAD_BINDINGS = {
+    "train_and_evaluate.total_steps='ten'": "total_steps must be an integer >= 1, got 'ten' (str)",
+    "train_and_evaluate.total_steps=1.5": "total_steps must be an integer >= 1, got 1.5 (float)",
+    "train_and_evaluate.seed=-1": "seed must be an integer >= 0, got -1",
+    "train_and_evaluate.num_classes=0": "num_classes must be an integer >= 1, got 0",
+    "train_and_evaluate.lr_D=-2e-4": "lr_D must be a number > 0, got -0.0002",
+    "train_and_evaluate.lr_G='fast'": "lr_G must be a number > 0, got 'fast' (str)",
+    "train_and_evaluate.ema_decay=1.5": "ema_decay must be a number >= 0 and <= 1, got 1.5",
+    "train_and_evaluate.cr=True": "cr must be a number >= 0, got True (bool)",
+    "train_and_evaluate.best_by='fid'": "best_by must be one of ('FID', 'FID_ema'), got 'fid'",
+    "train_and_evaluate.jit_compile=1": "jit_compile must be True or False, got 1 (int)",
+    "train_and_evaluate.fid_stats=3": "fid_stats must be a path or None, got 3 (int)",
+    "train_and_evaluate.dataset_fn='digits'": "dataset_fn must be a configurable (e.g. @data.digits), got 'digits'",
+}
+
+
+@pytest.mark.parametrize("binding", sorted(BAD_BINDINGS))
+def test_every_bad_binding_is_one_line_naming_it(binding, tmp_path, capsys, _clear_gin):
+    assert train.run(["quickstart.gin"], [binding], str(tmp_path / "wd")) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: train_and_evaluate.") and BAD_BINDINGS[binding] in err[0], err
+    assert not os.path.exists(tmp_path / "wd")
