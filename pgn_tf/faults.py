@@ -15,7 +15,7 @@ class Diverged(RuntimeError):
     """A non-finite loss or weight: the run stops before anything non-finite is saved."""
 
 
-class DiskFull(OSError):
+class DiskFull(Exception):
     """A write failed for lack of space; what was saved before is intact."""
 
 
@@ -71,7 +71,7 @@ class StopSignals:
 
 def is_disk_full(e):
     """Whether an exception (OSError or TensorFlow's) is a write that found no space left."""
-    return getattr(e, "errno", None) == errno.ENOSPC or "No space left on device" in str(e)
+    return isinstance(e, DiskFull) or getattr(e, "errno", None) == errno.ENOSPC or "No space left on device" in str(e)
 
 
 def nonfinite(named_variables):

@@ -60,7 +60,7 @@ def run(gin_files, gin_params, workdir, strategy="default", cpu_replicas=None):
         except Exception as e:
             if faults.is_disk_full(e):  # a checkpoint (faults.DiskFull), or events, samples, eval.jsonl
                 what = (
-                    e.strerror
+                    first_line(e)
                     if isinstance(e, faults.DiskFull)
                     else (
                         f"no space left on the device ({first_line(e)[:160]}); the saved checkpoints are intact. "

@@ -1,7 +1,6 @@
 """The gin root of training: train_and_evaluate(workdir, ...) builds everything and runs fit."""
 
 import contextlib
-import errno
 import math
 import os
 import sys
@@ -241,7 +240,6 @@ class Experiment:
                         (tf.io.gfile.rmtree if tf.io.gfile.isdir(leftover) else tf.io.gfile.remove)(leftover)
             last = manager.latest_checkpoint or "none yet"
             raise faults.DiskFull(
-                errno.ENOSPC,
                 f"no space left on the device while saving {prefix}; the saved checkpoints are intact "
                 f"(latest: {last}). Free some space and run the same command to resume",
             ) from None

@@ -10,7 +10,6 @@ import textwrap
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from conftest import assert_same_checkpoints
 
 from pgn_tf import distribute, train
