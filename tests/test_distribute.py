@@ -2,6 +2,7 @@
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -131,13 +132,7 @@ def _free_ports(n):
 
 
 def _workers(workdir, total_steps):
-    hosts = [f"127.0.0.1:{p}" for p in _free_ports(2)]
-    args = [*SMALL, f"--workdir={workdir}", "--strategy=multi_worker", "--gin_param=train_and_evaluate.save_every=2",
-            f"--gin_param=train_and_evaluate.total_steps={total_steps}"]  # fmt: skip
-    procs = []
-    for index in range(2):
-        config = {"cluster": {"worker": hosts}, "task": {"type": "worker", "index": index}}
-        procs.append(_train(args, _env(TF_CONFIG=json.dumps(config))))
+    procs = _start_workers(workdir, total_steps, save_every=2)
     try:
         return [_finish(p) for p in procs]
     finally:
@@ -223,3 +218,50 @@ def test_split_rows_gives_each_replica_its_rows_of_every_critic_step():
     np.testing.assert_array_equal(split.numpy(), [[0, 1, 4, 5, 8, 9], [2, 3, 6, 7, 10, 11]])
     images = tf.reshape(tf.range(12 * 2 * 2 * 3), [12, 2, 2, 3])
     np.testing.assert_array_equal(distribute.split_rows(images, 1, 4).numpy()[3], images.numpy()[9:12])
+
+
+def _start_workers(workdir, total_steps, save_every=1000):
+    hosts = [f"127.0.0.1:{p}" for p in _free_ports(2)]
+    args = [*SMALL, f"--workdir={workdir}", "--strategy=multi_worker",
+            f"--gin_param=train_and_evaluate.save_every={save_every}",
+            f"--gin_param=train_and_evaluate.total_steps={total_steps}"]  # fmt: skip
+    procs = []
+    for index in range(2):
+        config = {"cluster": {"worker": hosts}, "task": {"type": "worker", "index": index}}
+        procs.append(_train(args, _env(TF_CONFIG=json.dumps(config))))
+    return procs
+
+
+def test_a_preempted_worker_and_its_peer_save_the_same_step_and_both_resume(tmp_path):
+    """SIGTERM to one worker: TensorFlow's PreemptionCheckpointHandler has both save one agreed step, then stop."""
+    wd = tmp_path / "wd"
+    chief, other = _start_workers(wd, 500)
+    try:
+        for line in chief.stdout:
+            if line.startswith("step 3/"):
+                other.send_signal(signal.SIGTERM)
+                break
+        (_, chief_err), (_, other_err) = chief.communicate(timeout=400), other.communicate(timeout=400)
+    finally:
+        for p in (chief, other):
+            p.kill()
+    assert chief.returncode == other.returncode == 143, (chief_err[-2000:], other_err[-2000:])
+    saved = tf.train.latest_checkpoint(str(wd / "checkpoints"))
+    step = int(saved.rsplit("-", 1)[1])
+    assert 3 < step < 500
+    assert chief_err.strip().splitlines()[-1] == (
+        f"stopped with a preempted worker at step {step}; saved {saved}; run the same command to resume"
+    )
+    mine = wd / "workers" / "1" / "checkpoints" / f"ckpt-{step}"
+    assert other_err.strip().splitlines()[-1] == (
+        f"stopped by SIGTERM at step {step}; saved {mine}; run the same command to resume"
+    )
+    assert_same_checkpoints(saved, mine, atol=0)
+    procs = _start_workers(wd, step + 2)
+    try:
+        outs = [_finish(p) for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+    assert all(f"at step {step}." in out for out in outs) and f"step {step + 2}/{step + 2}" in outs[0]
+    assert_same_checkpoints(wd / "checkpoints", wd / "workers" / "1" / "checkpoints", atol=0)
