@@ -347,10 +347,10 @@ BAD_INPUTS = {
     "unknown dataset": (["--gin_param=train_and_evaluate.dataset_fn=@data.cifar11"], "'@data.cifar11'"),
     "unknown architecture": (["--gin_param=train_and_evaluate.generator_fn=@resnet.generatr"], "@resnet.generatr"),
     "unknown loss": (["--gin_param=train_and_evaluate.loss_fn=@losses.hing"], "@losses.hing"),
-    "zero batch": (["--gin_param=train_and_evaluate.batch_size_D=0"], "batch_size_D must be positive"),
-    "zero n_dis": (["--gin_param=train_and_evaluate.n_dis=-1"], "n_dis must be positive"),
+    "zero batch": (["--gin_param=train_and_evaluate.batch_size_D=0"], "batch_size_D must be an integer >= 1, got 0"),
+    "zero n_dis": (["--gin_param=train_and_evaluate.n_dis=-1"], "n_dis must be an integer >= 1, got -1"),
     "unknown normalization": (["--gin_param=train_and_evaluate.normalization='spectral'"], "normalization must be"),
-    "unknown penalty": (["--gin_param=train_and_evaluate.penalty='gp2'"], "penalty must be None or one of"),
+    "unknown penalty": (["--gin_param=train_and_evaluate.penalty='gp2'"], "penalty must be one of (None, "),
     "negative penalty weight": (["--gin_param=train_and_evaluate.penalty_weight=-1"], "penalty_weight must be"),
     "wrong image size": (["--gin_param=data.digits.size=48"], "the dataset gives images of shape (48, 48, 3)"),
     "missing inception": (
