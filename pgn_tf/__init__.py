@@ -7,6 +7,11 @@ import os
 # when pgn_tf is imported before TensorFlow (as by every pgn_tf command). TF_ENABLE_ONEDNN_OPTS=0 opts out.
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
+from pgn_tf import console
+
+if console.tool_run():  # before anything imports TensorFlow
+    console.quiet_startup()
+
 from pgn_tf.normalization import (
     PGNDiscriminator,
     gradient_normalize,

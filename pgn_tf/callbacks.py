@@ -26,6 +26,15 @@ def image_grid(images, cols=8):
     return grid
 
 
+def tag(key):
+    """The TensorBoard tag of a logged value, grouped: train/ (losses, speed), pgn/ (f_hat, ||grad||), lr/."""
+    if key.startswith(("f_hat", "grad_norm")):
+        return f"pgn/{key}"
+    if key.startswith("lr_"):
+        return f"lr/{key[3:]}"
+    return f"train/{key}"
+
+
 def _step(model):
     return int(model.step.numpy())
 
@@ -58,7 +67,7 @@ class StepLogger(keras.callbacks.Callback):
         }
         with self.writer.as_default(step=step):
             for key, value in {**logs, **lrs, "steps_per_sec": rate}.items():
-                tf.summary.scalar(key, value)
+                tf.summary.scalar(tag(key), value)
         self.writer.flush()
         keys = ["d_loss", "g_loss"] + ["cr_loss"] * (self.model.cr > 0) + ["penalty"] * bool(self.model.penalty)
         shown = " ".join(f"{k} {logs[k]:.4f}" for k in keys + ["f_hat_mean"] if k in logs)

@@ -5,9 +5,13 @@ import os
 import re
 import sys
 
-from absl import app, logging
+from absl import app, flags, logging
 
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "gin_configs")
+
+
+# Read from sys.argv before TensorFlow loads (pgn_tf.console); defined here so every tool accepts it.
+flags.DEFINE_bool("verbose", False, "Also show TensorFlow's own log lines and warnings.")
 
 
 class UsageError(Exception):

@@ -7,10 +7,7 @@ reference has real activations), num_images, feature_net, checkpoint, step.
 
 import functools
 import json
-import os
 import sys
-
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import flags
 

@@ -15,8 +15,6 @@ import os
 import shutil
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 import keras
 import tensorflow as tf
 from absl import flags

@@ -7,8 +7,6 @@ step over GPUs, logical CPUs or hosts (TF_CONFIG); see README.
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 from absl import flags
 
 from pgn_tf.cli import UsageError, first_line, parse_gin, start, user_errors
@@ -47,8 +45,11 @@ def run(gin_files, gin_params, workdir, strategy="default", cpu_replicas=None):
         parse_gin(gin_files, gin_params)
         from pgn_tf import faults, train_lib
 
+        chief = distribute.is_chief(dist)
+        if chief:
+            print(_header(gin_files, gin_params, workdir, strategy, dist), flush=True)
         try:
-            train_lib.train_and_evaluate(workdir, strategy=dist)
+            exp = train_lib.train_and_evaluate(workdir, strategy=dist)
         except faults.Preempted as e:
             print(first_line(e), file=sys.stderr, flush=True)  # gin appends the configurable's name on a 2nd line
             return e.exit_code
@@ -79,7 +80,37 @@ def run(gin_files, gin_params, workdir, strategy="default", cpu_replicas=None):
     except KeyboardInterrupt:  # before training began (it catches the signal itself): nothing to save yet
         print("stopped by SIGINT before training began; nothing was saved", file=sys.stderr, flush=True)
         return 130
+    if chief:
+        print(_footer(exp, workdir), flush=True)
     return 0
+
+
+def _header(gin_files, gin_params, workdir, strategy, dist):
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    devices = f"{len(gpus)} GPU" if gpus else "CPU"
+    config = " + ".join(os.path.basename(f) for f in gin_files)
+    if gin_params:
+        config += f" (+{len(gin_params)} binding{'s' * (len(gin_params) > 1)})"
+    return (
+        f"pgn_tf.train: {config} | workdir {os.path.abspath(workdir)} | {devices}, strategy {strategy} "
+        f"({dist.num_replicas_in_sync} replica{'s' * (dist.num_replicas_in_sync > 1)})"
+    )
+
+
+def _footer(exp, workdir):
+    step = int(exp.gan.step.numpy())
+    path = os.path.abspath(workdir)
+    made = ", ".join(
+        f"{path}/{name}" for name in ("samples", "checkpoints", "eval.jsonl") if os.path.exists(f"{path}/{name}")
+    )
+    return (
+        f"done at step {step}: {made}\n"
+        f"  see it:    tensorboard --logdir {path}\n"
+        f"  serve G:   python -m pgn_tf.export --workdir={path}\n"
+        f"  score it:  python -m pgn_tf.evaluate --workdir={path}"
+    )
 
 
 if __name__ == "__main__":

@@ -511,8 +511,14 @@ def train_and_evaluate(
     per_epoch = min(log_every, remaining)
     try:
         with signals.installed(), strategy.scope():
+            # shuffle=False: the dataset's order is the run's (seeded, resumable); Keras would only warn.
             gan.fit(
-                dataset, epochs=math.ceil(remaining / per_epoch), steps_per_epoch=per_epoch, callbacks=cbs, verbose=0
+                dataset,
+                epochs=math.ceil(remaining / per_epoch),
+                steps_per_epoch=per_epoch,
+                callbacks=cbs,
+                shuffle=False,
+                verbose=0,
             )
     finally:
         if writer:

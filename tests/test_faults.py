@@ -159,7 +159,7 @@ def test_a_signal_saves_the_step_reached_and_a_restart_loses_nothing(sig, uninte
     tb_steps = []
     for event_file in glob.glob(str(workdir / "events.out.tfevents.*")):
         for event in tf.compat.v1.train.summary_iterator(event_file):
-            tb_steps += [event.step for v in event.summary.value if v.tag == "d_loss"]
+            tb_steps += [event.step for v in event.summary.value if v.tag == "train/d_loss"]
     assert sorted(tb_steps) == list(range(1, TOTAL + 1))
     assert_same_checkpoints(workdir / "checkpoints", uninterrupted / "checkpoints", atol=1e-6)
 

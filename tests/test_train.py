@@ -313,8 +313,9 @@ def test_cli_trains_writes_everything_and_resumes(tmp_path):
     for event_file in glob.glob(str(wd / "events.out.tfevents.*")):
         for event in tf.compat.v1.train.summary_iterator(event_file):
             tags |= {v.tag for v in event.summary.value}
-    assert {"d_loss", "g_loss", "cr_loss", "f_hat_mean", "grad_norm_max", "lr_D", "lr_G", "sample", "sample_ema",
-            "operative_config", "eval_digits_classifier/FID", "eval_digits_classifier/IS_ema", "penalty",
+    assert {"train/d_loss", "train/g_loss", "train/cr_loss", "pgn/f_hat_mean", "pgn/grad_norm_max", "lr/D", "lr/G",
+            "sample", "sample_ema",
+            "operative_config", "eval_digits_classifier/FID", "eval_digits_classifier/IS_ema", "train/penalty",
             "lipschitz/real_mean", "lipschitz/fake_max", "lipschitz/interp_mean"} <= tags  # fmt: skip
     assert tf.train.latest_checkpoint(str(wd / "checkpoints")).endswith("ckpt-4")
 
@@ -428,3 +429,27 @@ def test_digits_order_is_resumable():
     assert batches[0][0].shape == (32, 32, 32, 3)
     with pytest.raises(data.DataError, match="fewer than one batch"):
         data.digits(batch_size=5000)
+
+
+def test_the_console_holds_only_our_lines(tmp_path):
+    """No TensorFlow start-up lines, grappler errors or Keras warnings: a header, progress, where things are."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    args = ["--gin_file=gin_configs/quickstart.gin", f"--workdir={tmp_path / 'wd'}", "--gin_param=dcgan.generator.width=0.0625",
+            "--gin_param=dcgan.critic.width=0.0625", "--gin_param=train_and_evaluate.total_steps=2",
+            "--gin_param=train_and_evaluate.log_every=1"]  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "pgn_tf.train", *args], capture_output=True, text=True, cwd=ROOT, env=env, check=False
+    )
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr[-3000:]
+    lines = proc.stdout.strip().splitlines()
+    assert (
+        lines[0].startswith("pgn_tf.train: quickstart.gin (+4 bindings) | workdir ") and "strategy default" in lines[0]
+    )
+    assert [line.split()[1] for line in lines[1:3]] == ["1/2", "2/2"]
+    assert lines[3].startswith("done at step 2: ") and f"tensorboard --logdir {tmp_path / 'wd'}" in lines[4]
+    assert lines[5].strip() == f"serve G:   python -m pgn_tf.export --workdir={tmp_path / 'wd'}" and len(lines) == 7
+    verbose = subprocess.run(
+        [sys.executable, "-m", "pgn_tf.train", *args, "--verbose"], capture_output=True, text=True, cwd=ROOT, env=env,
+        check=False,
+    )  # fmt: skip
+    assert verbose.returncode == 0 and "Already trained to step 2" in verbose.stdout

@@ -9,8 +9,6 @@ import os
 import shlex
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 from absl import flags
 
 from pgn_tf.cli import UsageError, start

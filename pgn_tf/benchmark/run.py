@@ -133,7 +133,7 @@ def run(suite_names, methods, seeds, out, steps=None, stream=None):
         step = 0
         while step < n_steps:
             chunk = min(suite.eval_every, n_steps - step)
-            gan.fit(suite.dataset(seed, step), epochs=1, steps_per_epoch=chunk, verbose=0)
+            gan.fit(suite.dataset(seed, step), epochs=1, steps_per_epoch=chunk, shuffle=False, verbose=0)
             step = int(gan.step.numpy())
             seconds = time.perf_counter() - run_t0
             result, samples = scorer(gan)

@@ -1,0 +1,45 @@
+"""A quiet console for the command-line tools: only our lines, unless --verbose or TF_CPP_MIN_LOG_LEVEL is set.
+
+TensorFlow writes its start-up lines (oneDNN, CUDA drivers, CPU features,
+"All log messages before absl::InitializeLog()") from C++ while it loads,
+before any logging setting applies; TF_CPP_MIN_LOG_LEVEL does not reach
+them. A tool run therefore loads TensorFlow with the process's stderr (file
+descriptor 2) pointed at /dev/null, puts it back at once, and sets
+TF_CPP_MIN_LOG_LEVEL=3 for what TensorFlow would log later. An import error
+is re-raised after stderr is back, so it is seen. Importing pgn_tf as a
+library changes nothing.
+"""
+
+import os
+import sys
+
+
+def tool_run():
+    """Whether this process is one of our tools: `python -m pgn_tf.<tool>` (argv[0] is "-m" while the
+    package loads) or a `pgn-<tool>` console script."""
+    name = os.path.basename(sys.argv[0]) if sys.argv else ""
+    return name == "-m" and any(a.startswith("pgn_tf") for a in sys.orig_argv[1:3]) or name.startswith("pgn-")
+
+
+def verbose():
+    return any(a in ("--verbose", "--verbose=true", "--verbose=1") for a in sys.argv[1:])
+
+
+def quiet_startup():
+    """Loads TensorFlow and Keras without their C++ start-up lines (see the module's docstring)."""
+    if verbose() or "TF_CPP_MIN_LOG_LEVEL" in os.environ:
+        return
+    os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        import keras  # noqa: F401
+        import tensorflow as tf
+
+        tf.zeros(()) + 1  # the first op loads the rest (a second round of start-up lines)
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+    tf.get_logger().setLevel("ERROR")
