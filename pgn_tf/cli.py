@@ -7,7 +7,8 @@ import sys
 
 from absl import app, flags, logging
 
-CONFIG_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "gin_configs")
+# Installed with the package; the repository's top-level gin_configs/ is a link to it.
+CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "gin_configs")
 
 
 # Read from sys.argv before TensorFlow loads (pgn_tf.console); defined here so every tool accepts it.

@@ -47,7 +47,12 @@ def define_flags():
     flags.DEFINE_multi_string("gin_param", [], "Extra gin bindings applied after the run's config.")
 
 
-if __name__ == "__main__":
+def cli_main():
+    """The program (python -m and the console script)."""
     define_flags()
     f = flags.FLAGS
     start(lambda: run(f.workdir, f.checkpoint, f.ema, f.num_images, f.fid_stats, f.inception_path, f.gin_param))
+
+
+if __name__ == "__main__":
+    cli_main()

@@ -113,5 +113,10 @@ def _footer(exp, workdir):
     )
 
 
-if __name__ == "__main__":
+def cli_main():
+    """The program (python -m and the console script)."""
     start(lambda: run(GIN_FILES.value, GIN_PARAMS.value, WORKDIR.value, STRATEGY.value, CPU_REPLICAS.value))
+
+
+if __name__ == "__main__":
+    cli_main()

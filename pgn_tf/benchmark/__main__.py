@@ -81,6 +81,11 @@ def define_flags():
     )
 
 
-if __name__ == "__main__":
+def cli_main():
+    """The program (python -m and the console script)."""
     values = define_flags()
     start(lambda: main(*(v.value for v in values), argv=sys.argv[1:]))
+
+
+if __name__ == "__main__":
+    cli_main()
