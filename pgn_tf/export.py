@@ -23,6 +23,7 @@ from pgn_tf.cli import UsageError, load_run, start
 
 
 def _to_uint8(x):
+    x = tf.cast(x, tf.float32)  # a mixed-precision G gives (b)float16
     return tf.cast(tf.clip_by_value(tf.round((x + 1.0) * 127.5), 0.0, 255.0), tf.uint8)
 
 

@@ -213,7 +213,8 @@ class PGNGAN(keras.Model):
     def generate(self, z, labels=None, ema=False, training=True):
         """Images [N, H, W, 3] in [-1, 1]; training=True uses batch statistics, as the official sampling does."""
         g = self.ema_generator if ema else self.generator
-        return g(z if labels is None else [z, labels], training=training)
+        # In floatx (float32 under a mixed-precision policy, whose layers compute in (b)float16).
+        return tf.cast(g(z if labels is None else [z, labels], training=training), keras.backend.floatx())
 
     @contextlib.contextmanager
     def statistics_kept(self):
@@ -259,7 +260,8 @@ class PGNGAN(keras.Model):
                 penalty = penalties.penalty(self.penalty, self.discriminator, real, fake, alpha, real_y)
                 total += penalties.weight(self.penalty, self.penalty_weight) * penalty
             total /= replicas  # the optimizer sums the replicas' gradients
-        self.d_optimizer.apply(tape.gradient(total, d_vars), d_vars)
+            scaled = self.d_optimizer.scale_loss(total)  # float16's loss scale (unscaled by apply); else itself
+        self.d_optimizer.apply(tape.gradient(scaled, d_vars), d_vars)
         return {
             "d_loss": loss,
             "d_loss_real": loss_real,
@@ -301,7 +303,7 @@ class PGNGAN(keras.Model):
         with tf.GradientTape() as tape:
             pred = self.discriminator(self.generate(z, y), labels=y, training=True)
             loss = self.loss_fn.generator(pred)
-            scaled = loss / self._replicas()[1]
+            scaled = self.g_optimizer.scale_loss(loss / self._replicas()[1])
         self.g_optimizer.apply(tape.gradient(scaled, g_vars), g_vars)
         return loss
 

@@ -64,13 +64,14 @@ def normalize(critic, x, labels=None, mode="pgn", training=None, eps=EPS):
     """
     if mode not in MODES:
         raise ValueError(f"Unknown normalization mode {mode!r}; expected one of {MODES}.")
-    if mode == "none":
-        f = call_critic(critic, x, labels, training)
-        return Normalized(f, f, tf.zeros(tf.shape(f)[:1], f.dtype))
     x = tf.convert_to_tensor(x)
+    if mode == "none":
+        f = tf.cast(call_critic(critic, x, labels, training), x.dtype)
+        return Normalized(f, f, tf.zeros(tf.shape(f)[:1], f.dtype))
     with tf.GradientTape(watch_accessed_variables=False) as tape:
         tape.watch(x)
-        f = call_critic(critic, x, labels, training)
+        # In x's dtype: a mixed-precision critic computes in (b)float16, the norm and division do not.
+        f = tf.cast(call_critic(critic, x, labels, training), x.dtype)
     # d(sum f)/dx: the same as autograd.grad(f, x, ones_like(f)).
     grad = tape.gradient(f, x)
     if mode == "pgn":
@@ -118,6 +119,9 @@ class PGNDiscriminator(keras.Model):
     """
 
     def __init__(self, critic, mode="pgn", eps=EPS, **kwargs):
+        # Under a mixed-precision policy the critic computes in (b)float16; the wrapper (its input
+        # gradient, norm and division) keeps the variables' dtype, so it is not the policy's compute dtype.
+        kwargs.setdefault("dtype", keras.config.dtype_policy().variable_dtype)
         super().__init__(**kwargs)
         if mode not in MODES:
             raise ValueError(f"Unknown normalization mode {mode!r}; expected one of {MODES}.")

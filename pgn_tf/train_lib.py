@@ -22,6 +22,7 @@ SAMPLES = 64  # images in each sample grid
 LIPSCHITZ_IMAGES = 16  # real images (and as many fakes and interpolates) of the Lipschitz monitor
 # The critic's constraint: PGN / GN (PGNDiscriminator's modes), a spectrally normalized critic, or nothing.
 NORMALIZATIONS = ("pgn", "gn", "sn", "none")
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 
 
 class ConfigError(ValueError):
@@ -102,6 +103,7 @@ def _validate(args):
     _check_choice("normalization", args["normalization"], NORMALIZATIONS)
     _check_choice("penalty", args["penalty"], (None, *penalties.PENALTIES))
     _check_choice("best_by", args["best_by"], ("FID", "FID_ema"))
+    _check_choice("precision", args["precision"], PRECISIONS)
     for name in ("dataset_fn", "generator_fn", "critic_fn", "loss_fn", "d_optimizer", "g_optimizer", "feature_fn"):
         if not callable(args[name]):
             raise ConfigError(
@@ -293,6 +295,17 @@ def _build_critic(critic_fn, normalization, cond):
     return critic
 
 
+@contextlib.contextmanager
+def _dtype_policy(name):
+    """Models built within compute in `name` (Keras' global policy, put back after: they keep theirs)."""
+    before = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(before)
+
+
 def _lipschitz_monitor(writer, every, total_steps, dataset, z_dim, num_classes, seed):
     """The monitor with its fixed inputs: the first images (and labels) this run trains on, seeded latents and alphas.
 
@@ -365,6 +378,7 @@ def train_and_evaluate(
     log_every=100,
     seed=0,
     jit_compile=False,
+    precision="float32",
     train=True,
     strategy=None,
 ):
@@ -402,6 +416,10 @@ def train_and_evaluate(
         is kept in checkpoints/best/; "FID_ema" for EMA-G's.
       seed: seeds weights, data order and latents.
       jit_compile: XLA-compile the train step.
+      precision: "float32", or a Keras mixed policy: "mixed_bfloat16" or
+        "mixed_float16" (with dynamic loss scaling). The models' layers
+        compute in (b)float16; their variables, the optimizer state, the EMA,
+        PGN's norm and division, the penalties and the losses stay float32.
       train: False builds and returns the Experiment without training or
         restoring (for evaluation and export).
       strategy: a tf.distribute strategy (`distribute.make_strategy`); the
@@ -423,7 +441,7 @@ def train_and_evaluate(
             )
     _check_workdir(workdir)
     keras.utils.set_random_seed(seed)
-    with strategy.scope():
+    with strategy.scope(), _dtype_policy(precision):
         cond = {} if num_classes is None else {"num_classes": num_classes}
         generator = generator_fn(z_dim=z_dim, **cond)
         critic = _build_critic(critic_fn, normalization, cond)
@@ -437,6 +455,8 @@ def train_and_evaluate(
             d_opt = d_optimizer(learning_rate=LinearDecay(lr_D, lr_decay_start, total_steps, n_dis))
         with gin.config_scope("g"):
             g_opt = g_optimizer(learning_rate=LinearDecay(lr_G, lr_decay_start, total_steps, 1))
+        if precision == "mixed_float16":  # float16 gradients underflow without a loss scale
+            d_opt, g_opt = keras.optimizers.LossScaleOptimizer(d_opt), keras.optimizers.LossScaleOptimizer(g_opt)
         if jit_compile and strategy.num_replicas_in_sync > 1:
             # XLA compiles one device's program; a step that spans replicas runs as a plain tf.function.
             print("jit_compile is off: XLA does not compile a step spread over several replicas.", file=sys.stderr)

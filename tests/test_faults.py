@@ -306,6 +306,7 @@ BAD_BINDINGS = {
     "train_and_evaluate.ema_decay=1.5": "ema_decay must be a number >= 0 and <= 1, got 1.5",
     "train_and_evaluate.cr=True": "cr must be a number >= 0, got True (bool)",
     "train_and_evaluate.best_by='fid'": "best_by must be one of ('FID', 'FID_ema'), got 'fid'",
+    "train_and_evaluate.precision='bf16'": "precision must be one of ('float32', 'mixed_bfloat16', 'mixed_float16')",
     "train_and_evaluate.jit_compile=1": "jit_compile must be True or False, got 1 (int)",
     "train_and_evaluate.fid_stats=3": "fid_stats must be a path or None, got 3 (int)",
     "train_and_evaluate.dataset_fn='digits'": "dataset_fn must be a configurable (e.g. @data.digits), got 'digits'",

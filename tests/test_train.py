@@ -14,7 +14,7 @@ import pytest
 import tensorflow as tf
 from conftest import ROOT
 
-from pgn_tf import data, losses, models, optimizers, train, train_lib
+from pgn_tf import PGNDiscriminator, data, losses, models, optimizers, train, train_lib
 from pgn_tf.eval import inception
 from pgn_tf.gan import PGNGAN, LinearDecay, augment
 
@@ -453,3 +453,34 @@ def test_the_console_holds_only_our_lines(tmp_path):
         check=False,
     )  # fmt: skip
     assert verbose.returncode == 0 and "Already trained to step 2" in verbose.stdout
+
+
+@pytest.mark.parametrize("precision", ["mixed_bfloat16", "mixed_float16"])
+def test_mixed_precision_trains_with_float32_variables_and_pgn_math(precision, tmp_path):
+    gan = _train(tmp_path / "wd", 2, [f"train_and_evaluate.precision='{precision}'"])
+    half = precision.split("_")[1]
+    assert gan.generator.compute_dtype == half and gan.discriminator.critic.compute_dtype == half
+    assert gan.discriminator.compute_dtype == "float32"  # PGN's gradient, norm and division
+    assert {v.dtype for v in gan.generator.weights + gan.discriminator.weights} == {"float32"}
+    assert isinstance(gan.d_optimizer, keras.optimizers.LossScaleOptimizer) == (precision == "mixed_float16")
+    out = gan.discriminator.normalize(gan.generate(tf.random.normal((4, 128))))
+    assert out.f_hat.dtype == tf.float32 and out.grad_norm.dtype == tf.float32
+    assert np.isfinite(out.f_hat.numpy()).all()
+    ckpt = tf.train.load_checkpoint(str(tmp_path / "wd" / "checkpoints" / "ckpt-2"))
+    floats = [n for n, d in ckpt.get_variable_to_dtype_map().items() if d.is_floating and "best_metric" not in n]
+    assert floats and all(np.isfinite(ckpt.get_tensor(n)).all() for n in floats)
+
+
+def test_a_mixed_bfloat16_critic_gives_pgn_close_to_float32():
+    critic32 = models.dcgan.critic(width=0.25)
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    critic16 = models.dcgan.critic(width=0.25)
+    keras.config.set_dtype_policy("float32")
+    critic16.set_weights(critic32.get_weights())
+    x = tf.random.uniform((8, 32, 32, 3), -1, 1)
+    want = PGNDiscriminator(critic32).normalize(x)
+    got = PGNDiscriminator(critic16).normalize(x)
+    assert got.f_hat.dtype == tf.float32
+    np.testing.assert_allclose(got.grad_norm, want.grad_norm, rtol=2e-2)
+    np.testing.assert_allclose(got.f_hat, want.f_hat, atol=2e-2 * float(np.abs(want.f_hat).max()))
+    assert not np.allclose(got.f, want.f, rtol=1e-6, atol=0)  # the critic did run in bfloat16

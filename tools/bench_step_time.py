@@ -14,7 +14,7 @@ Ours also times the Lipschitz monitor (what train_and_evaluate runs every log_ev
 steps: ||grad_x D_out|| on 16 real images, 16 fakes and 16 interpolates) and reports
 monitor_s, monitor_over_iter (one monitor call / one iteration) and monitor_share
 (its cost spread over --log_every iterations). --normalization sn and --penalty
-time the baselines (ours only: the official code has neither).
+time the baselines (ours only: the official code has neither); --precision a Keras mixed policy.
 """
 
 import argparse
@@ -55,6 +55,7 @@ def _summary(impl, args, total, critic, generator):
         "impl": impl,
         "arch": args.arch,
         "normalization": args.normalization,
+        "precision": getattr(args, "precision", "float32"),
         "n_dis": args.n_dis,
         "batch_size_D": args.batch_size_D,
         "batch_size_G": args.batch_size_G,
@@ -81,6 +82,7 @@ def bench_ours(args):
     tf.config.threading.set_intra_op_parallelism_threads(args.intra_op)
     keras.utils.set_random_seed(0)
     cond = models.is_conditional(args.arch)
+    keras.config.set_dtype_policy(args.precision)  # as train_and_evaluate.precision builds the models
     gan = PGNGAN(
         models.build_generator(args.arch),
         models.build_critic(args.arch, spectral_norm=args.normalization == "sn"),
@@ -92,7 +94,10 @@ def bench_ours(args):
         penalty=args.penalty,
     )
     adam = lambda: optimizers.Adam(2e-4, beta_1=0.0, beta_2=0.9, epsilon=1e-8)
+    if args.precision == "mixed_float16":
+        adam = lambda: keras.optimizers.LossScaleOptimizer(optimizers.Adam(2e-4, beta_1=0.0, beta_2=0.9, epsilon=1e-8))
     gan.compile(adam(), adam(), losses.get(args.loss))
+    keras.config.set_dtype_policy("float32")
     size = models.image_size(args.arch)
     n = args.n_dis * args.batch_size_D
     x = tf.random.uniform((n, size, size, 3), -1, 1)
@@ -203,6 +208,7 @@ def main():
     parser.add_argument("--arch", default="dcgan.32")
     parser.add_argument("--normalization", default="pgn", choices=["pgn", "gn", "sn", "none"])
     parser.add_argument("--penalty", default=None, choices=["gp1", "gp0", "r1"])
+    parser.add_argument("--precision", default="float32", choices=["float32", "mixed_bfloat16", "mixed_float16"])
     parser.add_argument("--log_every", type=int, default=100, help="monitor_share: one monitor call per this many")
     parser.add_argument("--loss", default="hinge", choices=["hinge", "bce"])
     parser.add_argument("--n_dis", type=int, default=1)
