@@ -9,6 +9,15 @@ import keras
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The quickstart at 1/16 width and batch 8, logging every step: CLI runs of a few seconds.
+TINY_QUICKSTART = [
+    "--gin_file=gin_configs/quickstart.gin",
+    "--gin_param=dcgan.generator.width=0.0625",
+    "--gin_param=dcgan.critic.width=0.0625",
+    "--gin_param=train_and_evaluate.batch_size_D=8",
+    "--gin_param=train_and_evaluate.batch_size_G=8",
+    "--gin_param=train_and_evaluate.log_every=1",
+]
 
 
 @pytest.fixture(autouse=True)

@@ -11,18 +11,13 @@ import textwrap
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import assert_same_checkpoints
+from conftest import TINY_QUICKSTART, assert_same_checkpoints
 
 from pgn_tf import distribute, train
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMALL = [
-    "--gin_file=gin_configs/quickstart.gin",
-    "--gin_param=dcgan.generator.width=0.0625",
-    "--gin_param=dcgan.critic.width=0.0625",
-    "--gin_param=train_and_evaluate.batch_size_D=8",
-    "--gin_param=train_and_evaluate.batch_size_G=8",
-    "--gin_param=train_and_evaluate.log_every=1",
+    *TINY_QUICKSTART,
     "--gin_param=train_and_evaluate.sample_every=1",
     # XLA compiles only single-device steps; compare the same (plain tf.function) arithmetic.
     "--gin_param=train_and_evaluate.jit_compile=False",

@@ -18,18 +18,13 @@ import gin
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import ROOT, assert_same_checkpoints, checkpoint_values
+from conftest import ROOT, TINY_QUICKSTART, assert_same_checkpoints, checkpoint_values
 
 from pgn_tf import faults, train, train_lib
 
 TOTAL = 12
 ARGS = [
-    "--gin_file=gin_configs/quickstart.gin",
-    "--gin_param=dcgan.generator.width=0.0625",
-    "--gin_param=dcgan.critic.width=0.0625",
-    "--gin_param=train_and_evaluate.batch_size_D=8",
-    "--gin_param=train_and_evaluate.batch_size_G=8",
-    "--gin_param=train_and_evaluate.log_every=1",
+    *TINY_QUICKSTART,
     "--gin_param=train_and_evaluate.save_every=4",
     "--gin_param=train_and_evaluate.eval_every=8",
     "--gin_param=train_and_evaluate.num_images=20",
