@@ -174,7 +174,6 @@ class Experiment:
         except Exception as e:  # noqa: BLE001  (a damaged list raises parse errors of several kinds)
             raise _damaged_list(self.checkpoint_dir, e) from None
         paths = [] if state is None else list(state.all_model_checkpoint_paths or [state.model_checkpoint_path])
-        paths = [p if os.path.isabs(p) else os.path.join(self.checkpoint_dir, p) for p in paths]
         return sorted(paths, key=lambda p: int(p.rsplit("-", 1)[1]), reverse=True)
 
     def restore(self, which="latest"):

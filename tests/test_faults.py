@@ -367,3 +367,18 @@ def test_a_full_disk_is_one_line_keeps_the_saved_checkpoints_and_resumes(tmp_pat
     code, out, err = _run(moved, extra=quiet)
     assert code == 0, err[-3000:]
     assert "at step 8." in out and f"step {TOTAL}/{TOTAL}" in out
+
+
+def test_a_relative_workdir_resumes_and_exports(tmp_path, monkeypatch, capsys, _clear_gin):
+    """Checkpoint paths in the list are relative to the working folder then: not joined twice."""
+    from pgn_tf import export
+
+    monkeypatch.chdir(tmp_path)
+    params = [a.split("=", 1)[1] for a in TINY_QUICKSTART if a.startswith("--gin_param=")]
+    assert train.run(["quickstart.gin"], [*params, "train_and_evaluate.total_steps=2"], "wd") == 0
+    gin.clear_config()
+    assert train.run(["quickstart.gin"], [*params, "train_and_evaluate.total_steps=3"], "wd") == 0
+    assert "Resuming from wd/checkpoints/ckpt-2 at step 2." in capsys.readouterr().out
+    gin.clear_config()
+    assert export.run("wd", "latest", False, None, []) == 0
+    assert os.path.isdir(tmp_path / "wd" / "export" / "3")
