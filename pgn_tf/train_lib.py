@@ -174,6 +174,7 @@ class Experiment:
         except Exception as e:  # noqa: BLE001  (a damaged list raises parse errors of several kinds)
             raise _damaged_list(self.checkpoint_dir, e) from None
         paths = [] if state is None else list(state.all_model_checkpoint_paths or [state.model_checkpoint_path])
+        paths = [p for p in paths if tf.io.gfile.exists(p + ".index")]  # one moved aside is skipped
         return sorted(paths, key=lambda p: int(p.rsplit("-", 1)[1]), reverse=True)
 
     def restore(self, which="latest"):
@@ -208,7 +209,7 @@ class Experiment:
             way_out = (
                 f"move {path}.* aside to resume from {os.path.basename(earlier[0])}"
                 if earlier
-                else (f"move {path}.* aside to start afresh")
+                else f"move {path}.* aside to start afresh"
             )
             raise CheckpointError(
                 f"cannot restore checkpoint {path} ({_first_line(e)[:200]}); {way_out}, or use a new --workdir."

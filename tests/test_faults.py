@@ -281,6 +281,11 @@ def test_a_damaged_checkpoint_is_one_line_and_changes_nothing(kind, two_checkpoi
     assert len(err) == 1 and err[0].startswith(f"error: cannot restore checkpoint {prefix} ("), err
     assert DAMAGE[kind] in err[0] and f"move {prefix}.* aside to resume from ckpt-4, or use a new --workdir." in err[0]
     assert _snapshot(workdir) == before
+    for moved in glob.glob(prefix + ".*"):  # the way out the line gives
+        shutil.move(moved, tmp_path)
+    gin.clear_config()
+    assert train.run(["quickstart.gin"], params, str(workdir)) == 0
+    assert "Resuming from " + str(workdir / "checkpoints" / "ckpt-4") + " at step 4." in capsys.readouterr().out
 
 
 def test_a_damaged_checkpoint_list_is_one_line(tmp_path, capsys, _clear_gin):
