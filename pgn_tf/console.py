@@ -18,7 +18,10 @@ def tool_run():
     """Whether this process is one of our tools: `python -m pgn_tf.<tool>` (argv[0] is "-m" while the
     package loads) or a `pgn-<tool>` console script."""
     name = os.path.basename(sys.argv[0]) if sys.argv else ""
-    return name == "-m" and any(a.startswith("pgn_tf") for a in sys.orig_argv[1:3]) or name.startswith("pgn-")
+    if name.startswith("pgn-"):
+        return True
+    argv = sys.orig_argv
+    return name == "-m" and "-m" in argv[:-1] and argv[argv.index("-m") + 1].startswith("pgn_tf")
 
 
 def verbose():

@@ -86,6 +86,7 @@ def run(gin_files, gin_params, workdir, strategy="default", cpu_replicas=None):
 
 
 def _header(gin_files, gin_params, workdir, strategy, dist):
+    import gin
     import tensorflow as tf
 
     gpus = tf.config.list_physical_devices("GPU")
@@ -93,9 +94,13 @@ def _header(gin_files, gin_params, workdir, strategy, dist):
     config = " + ".join(os.path.basename(f) for f in gin_files)
     if gin_params:
         config += f" (+{len(gin_params)} binding{'s' * (len(gin_params) > 1)})"
+    try:
+        precision = gin.query_parameter("train_and_evaluate.precision")
+    except ValueError:  # not bound: the default
+        precision = "float32"
     return (
         f"pgn_tf.train: {config} | workdir {os.path.abspath(workdir)} | {devices}, strategy {strategy} "
-        f"({dist.num_replicas_in_sync} replica{'s' * (dist.num_replicas_in_sync > 1)})"
+        f"({dist.num_replicas_in_sync} replica{'s' * (dist.num_replicas_in_sync > 1)}) | {precision}"
     )
 
 

@@ -442,8 +442,8 @@ def test_the_console_holds_only_our_lines(tmp_path):
     )
     assert proc.returncode == 0 and proc.stderr == "", proc.stderr[-3000:]
     lines = proc.stdout.strip().splitlines()
-    assert (
-        lines[0].startswith("pgn_tf.train: quickstart.gin (+4 bindings) | workdir ") and "strategy default" in lines[0]
+    assert lines[0].startswith("pgn_tf.train: quickstart.gin (+4 bindings) | workdir ") and lines[0].endswith(
+        "strategy default (1 replica) | float32"
     )
     assert [line.split()[1] for line in lines[1:3]] == ["1/2", "2/2"]
     assert lines[3].startswith("done at step 2: ") and f"tensorboard --logdir {tmp_path / 'wd'}" in lines[4]
