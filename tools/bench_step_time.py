@@ -6,9 +6,19 @@ Usage:
 
 Prints one JSON line per implementation: s_per_iter {median, min, max} over --iters
 iterations after --warmup, the median seconds of the critic part (n_dis critic steps)
-and of the generator part, and peak_rss_mib. With --official_dir (a checkout of the
+and of the generator part, peak_rss_mib, and rss_after_import_mib (the framework and
+the models' code imported, nothing built). With --official_dir (a checkout of the
 official PGN code; torch installed) the same iteration of the official code is timed
 right after, in a fresh process, and a last line gives ours / official.
+
+Fraction of peak: gflop_per_iter is counted on our traced iteration (TF's cost
+registry, 2 FLOPs per multiply-add, over the ops the iteration really runs; see
+graph_flops), matmul_gflops is this machine's rate for one large matrix product
+in the compute dtype (tf.linalg.matmul for ours, torch.mm for the official code,
+each in its own process), and fraction_of_peak = gflop_per_iter / s_per_iter /
+matmul_gflops. The official line uses the same FLOP count (the same iteration: the
+same convolutions on the same shapes). floor_over_official is what ours / official
+would be if our iteration ran at the full matmul rate.
 
 Ours also times the Lipschitz monitor (what train_and_evaluate runs every log_every
 steps: ||grad_x D_out|| on 16 real images, 16 fakes and 16 interpolates) and reports
@@ -41,13 +51,51 @@ def _time(fn, iters, warmup):
     return times
 
 
-def _peak_rss_mib():
-    # VmHWM starts anew at exec (ru_maxrss would carry the parent's peak into the subprocess).
+def _rss_mib(field="VmHWM"):
+    """VmHWM: peak RSS, which starts anew at exec (ru_maxrss would carry the parent's peak into
+    the subprocess); VmRSS: RSS now."""
     with open("/proc/self/status") as f:
         for line in f:
-            if line.startswith("VmHWM:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _matmul_gflops(matmul, n=4096, repeats=5):
+    """The best rate of one n x n by n x n product (2 n^3 FLOPs) over repeats, after one warm-up."""
+    matmul()
+    best = min(_time(matmul, repeats, 0))
+    return 2 * n**3 / best / 1e9
+
+
+# Op types that call other functions: the ops inside them are not counted by graph_flops.
+_CALLS = {"PartitionedCall", "StatefulPartitionedCall", "While", "StatelessWhile", "If", "StatelessIf", "Case"}
+
+
+def graph_flops(graph):
+    """FLOPs that one call of a traced function runs, and whether the count is partial.
+
+    Counts TF's registered cost (convolutions, matmuls, element-wise arithmetic; a
+    multiply-add is 2 FLOPs) of every op that an output or a state change (a stateful
+    op: variable updates, random numbers) depends on. That is what grappler keeps and
+    the executor runs: the tape also builds ops nobody uses, such as the weight
+    gradients of the frozen critic in the generator step, and those are pruned. On
+    dcgan.32 PGN the ops counted are the ops TF's profiler sees run, type by type.
+    Partial when the graph calls nested functions, whose ops are not counted.
+    """
+    from tensorflow.python.framework import ops as tf_ops
+    from tensorflow.python.profiler.internal import flops_registry  # noqa: F401  (registers the costs)
+
+    pending = [t.op for t in graph.outputs] + [op for op in graph.get_operations() if op.op_def.is_stateful]
+    live = set()
+    while pending:
+        op = pending.pop()
+        if op not in live:
+            live.add(op)
+            pending.extend(t.op for t in op.inputs)
+            pending.extend(op.control_inputs)
+    flops = sum(tf_ops.get_stats_for_node_def(graph, op.node_def, "flops").value or 0 for op in live)
+    return flops, any(op.type in _CALLS for op in live)
 
 
 def _summary(impl, args, total, critic, generator):
@@ -55,18 +103,28 @@ def _summary(impl, args, total, critic, generator):
         "impl": impl,
         "arch": args.arch,
         "normalization": args.normalization,
-        "precision": getattr(args, "precision", "float32"),
+        "precision": "float32" if impl.startswith("official") else args.precision,
         "n_dis": args.n_dis,
         "batch_size_D": args.batch_size_D,
         "batch_size_G": args.batch_size_G,
         "s_per_iter": {"median": statistics.median(total), "min": min(total), "max": max(total)},
         "critic_s": statistics.median(critic),
         "generator_s": statistics.median(generator),
-        "peak_rss_mib": _peak_rss_mib(),
+        "peak_rss_mib": _rss_mib(),
         "threads": os.cpu_count(),
         "inter_op": args.inter_op,
         "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS"),
         "intra_op": args.intra_op,
+    }
+
+
+def _rates(gflop, s_per_iter, matmul_gflops):
+    achieved = gflop / s_per_iter
+    return {
+        "gflop_per_iter": round(gflop, 2),
+        "achieved_gflops": round(achieved, 1),
+        "matmul_gflops": round(matmul_gflops, 1),
+        "fraction_of_peak": round(achieved / matmul_gflops, 3),
     }
 
 
@@ -77,6 +135,8 @@ def bench_ours(args):
 
     from pgn_tf import losses, models, optimizers, train_lib
     from pgn_tf.gan import PGNGAN
+
+    rss_after_import = _rss_mib("VmRSS")
 
     tf.config.threading.set_inter_op_parallelism_threads(args.inter_op)
     tf.config.threading.set_intra_op_parallelism_threads(args.intra_op)
@@ -123,7 +183,14 @@ def bench_ours(args):
     monitor = statistics.median(_time(lambda: lipschitz(*inputs)["interp_max"].numpy(), args.iters, args.warmup))
     out = _summary("pgn_tf" + (" (XLA)" if args.jit else ""), args, total, crit, gen)
     per_iter = out["s_per_iter"]["median"]
+    flops, partial = graph_flops(step.get_concrete_function((x, y)).graph)
+    dtype = {"mixed_bfloat16": tf.bfloat16, "mixed_float16": tf.float16}.get(args.precision, tf.float32)
+    a = tf.cast(tf.random.normal((4096, 4096)), dtype)
+    matmul = tf.function(lambda: tf.linalg.matmul(a, a))
+    out.update(_rates(flops / 1e9, per_iter, _matmul_gflops(lambda: matmul().numpy())))
     out.update(
+        rss_after_import_mib=rss_after_import,
+        flops_partial=partial,
         penalty=args.penalty,
         monitor_s=monitor,
         monitor_over_iter=round(monitor / per_iter, 4),
@@ -140,6 +207,8 @@ def bench_official(args):
     import losses as official_losses
     from models import biggan, dcgan, resnet
     from models.gradnorm import penalty_normalize_gradient
+
+    rss_after_import = _rss_mib("VmRSS")
 
     archs = {
         "dcgan.32": (dcgan.Generator32, dcgan.Discriminator32),
@@ -199,8 +268,11 @@ def bench_official(args):
         generator()
 
     total = _time(iteration, args.iters, args.warmup)
-    return _summary(f"official PyTorch {torch.__version__}", args, total, _time(critic, args.iters, 0),
-                    _time(generator, args.iters, 0))  # fmt: skip
+    out = _summary(f"official PyTorch {torch.__version__}", args, total, _time(critic, args.iters, 0),
+                   _time(generator, args.iters, 0))  # fmt: skip
+    a = torch.randn(4096, 4096)
+    out.update(rss_after_import_mib=rss_after_import, matmul_gflops=round(_matmul_gflops(lambda: a @ a), 1))
+    return out
 
 
 def main():
@@ -232,10 +304,13 @@ def main():
     if args.official_dir:
         cmd = [sys.executable, os.path.abspath(__file__), *sys.argv[1:], "--only_official"]
         out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
-        print(out, flush=True)
         official = json.loads(out)
-        ratio = ours["s_per_iter"]["median"] / official["s_per_iter"]["median"]
-        print(json.dumps({"ours_over_official": round(ratio, 3)}), flush=True)
+        official_s = official["s_per_iter"]["median"]
+        official.update(_rates(ours["gflop_per_iter"], official_s, official["matmul_gflops"]))
+        print(json.dumps(official), flush=True)
+        floor_s = ours["gflop_per_iter"] / ours["matmul_gflops"]
+        print(json.dumps({"ours_over_official": round(ours["s_per_iter"]["median"] / official_s, 3),
+                          "floor_over_official": round(floor_s / official_s, 3)}), flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":
