@@ -301,7 +301,8 @@ class PGNGAN(keras.Model):
         z, y = self._latents(batch_size, 4 * self.n_dis)
         g_vars = self.generator.trainable_variables
         with tf.GradientTape() as tape:
-            pred = self.discriminator(self.generate(z, y), labels=y, training=True)
+            # The critic is frozen here: its weights get no gradient, which lets PGN / GN skip a backward pass.
+            pred = self.discriminator.normalize(self.generate(z, y), labels=y, training=True, frozen=True).f_hat
             loss = self.loss_fn.generator(pred)
             scaled = self.g_optimizer.scale_loss(loss / self._replicas()[1])
         self.g_optimizer.apply(tape.gradient(scaled, g_vars), g_vars)

@@ -81,12 +81,14 @@ def compute(fx, dtype="float32"):
       {key: numpy array} with the fixture's keys (NCHW where the fixture is),
       plus "d_grads" / "g_grads": [(pytorch_name, gradient in PyTorch layout)].
     """
-    previous = keras.config.dtype_policy()
+    previous = keras.config.dtype_policy(), keras.config.floatx()
     keras.config.set_dtype_policy(dtype)
+    keras.config.set_floatx(dtype)  # the models' Input layers take floatx: else they round x and grad_x to float32
     try:
         return _compute(fx, dtype)
     finally:
-        keras.config.set_dtype_policy(previous)
+        keras.config.set_dtype_policy(previous[0])
+        keras.config.set_floatx(previous[1])
 
 
 def _compute(fx, dtype):
@@ -112,7 +114,7 @@ def _compute(fx, dtype):
     out["f_raw"] = D(x if labels is None else [x, labels], training=True)
     with tf.GradientTape() as tape:
         tape.watch(x)
-        f_hat = normalize(D, x, labels, "pgn", training=True).f_hat
+        f_hat = normalize(D, x, labels, "pgn", training=True, frozen=True).f_hat  # as the generator step
     out["f_hat_pgn"] = f_hat
     out["grad_x_sum_f_hat_pgn_nchw"] = _nchw(tape.gradient(f_hat, x))
     out["f_hat_gn"] = normalize(D, x, labels, "gn", training=True).f_hat
@@ -121,7 +123,7 @@ def _compute(fx, dtype):
     # advance once, as in one official forward.
     with tf.GradientTape() as g_tape:
         fake = G(g_in, training=True)
-        g_pred = normalize(D, fake, labels, "pgn", training=True).f_hat
+        g_pred = normalize(D, fake, labels, "pgn", training=True, frozen=True).f_hat
         g_loss = loss.generator(g_pred)
     out["g_of_z_nchw"] = _nchw(fake)
     out["g_loss"] = g_loss

@@ -104,6 +104,13 @@ def _header(gin_files, gin_params, workdir, strategy, dist):
     )
 
 
+def _tool(name):
+    """How to run our tool `name` the way this run was started: `pgn-export` or `python -m pgn_tf.export`."""
+    if os.path.basename(sys.argv[0]).startswith("pgn-"):
+        return f"pgn-{name}"
+    return f"python -m pgn_tf.{name}"
+
+
 def _footer(exp, workdir):
     step = int(exp.gan.step.numpy())
     path = os.path.abspath(workdir)
@@ -113,8 +120,8 @@ def _footer(exp, workdir):
     return (
         f"done at step {step}: {made}\n"
         f"  see it:    tensorboard --logdir {path}\n"
-        f"  serve G:   python -m pgn_tf.export --workdir={path}\n"
-        f"  score it:  python -m pgn_tf.evaluate --workdir={path}"
+        f"  serve G:   {_tool('export')} --workdir={path}\n"
+        f"  score it:  {_tool('evaluate')} --workdir={path}"
     )
 
 

@@ -209,3 +209,50 @@ def test_rejects_batchnorm_and_unknown_mode():
         PGNDiscriminator(conv_critic(), mode="pgnn")
     with pytest.raises(ValueError, match="Unknown normalization mode"):
         normalize(conv_critic(), tf.zeros((1, 8, 8, 3)), mode="sn")
+
+
+def _normalized_and_grads(critic, x, mode, frozen, labels=None):
+    """f_hat, and the gradients of a per-sample-weighted sum of it w.r.t. x and the critic's weights."""
+    x = tf.constant(x)
+    weights = tf.constant(np.linspace(-1.0, 2.0, len(x))[:, None], x.dtype)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        f_hat = normalize(critic, x, labels, mode, training=True, frozen=frozen).f_hat
+        loss = tf.reduce_sum(weights * f_hat)
+    return f_hat.numpy(), tape.gradient(loss, x).numpy(), tape.gradient(loss, critic.trainable_variables)
+
+
+@pytest.mark.parametrize("arch", ["dcgan.32", "resnet.32", "biggan.32"])
+@pytest.mark.parametrize("mode", ["pgn", "gn"])
+def test_frozen_critic_shortcut_gives_the_full_paths_input_gradient(arch, mode):
+    """Our critics are piecewise linear: the generator step skips a backward pass and gets the same numbers."""
+    from pgn_tf import models
+
+    previous = keras.config.dtype_policy(), keras.config.floatx()
+    keras.config.set_dtype_policy("float64")  # no float noise: the two paths differ only in rounding
+    keras.config.set_floatx("float64")  # the critics' Input layers too (they take floatx)
+    try:
+        critic = models.build_critic(arch, width=0.125)
+        assert critic.piecewise_linear is True
+        rng = np.random.default_rng(3)
+        x = rng.uniform(-1, 1, (6, 32, 32, 3))
+        labels = tf.constant(rng.integers(0, 10, 6), tf.int32) if models.is_conditional(arch) else None
+        full = _normalized_and_grads(critic, x, mode, frozen=False, labels=labels)
+        short = _normalized_and_grads(critic, x, mode, frozen=True, labels=labels)
+    finally:
+        keras.config.set_dtype_policy(previous[0])
+        keras.config.set_floatx(previous[1])
+    np.testing.assert_array_equal(short[0], full[0])  # the same values, bit for bit
+    np.testing.assert_allclose(short[1], full[1], rtol=1e-9, atol=1e-12 * np.abs(full[1]).max())
+    assert all(g is not None for g in full[2]) and all(g is None for g in short[2])  # the frozen weights get none
+
+
+def test_frozen_takes_the_full_path_unless_the_critic_is_piecewise_linear(data):
+    """A tanh critic has a second-order term: unmarked it keeps it; wrongly marked, the gradient changes."""
+    critic, x = data
+    full = _normalized_and_grads(critic, x, "pgn", frozen=False)
+    unmarked = _normalized_and_grads(critic, x, "pgn", frozen=True)
+    np.testing.assert_array_equal(unmarked[1], full[1])
+    critic.piecewise_linear = True  # a false claim
+    wrong = _normalized_and_grads(critic, x, "pgn", frozen=True)
+    assert np.abs(wrong[1] - full[1]).max() > 1e-3 * np.abs(full[1]).max()

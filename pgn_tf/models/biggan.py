@@ -15,6 +15,7 @@ from pgn_tf.models.layers import (
     channels,
     dense,
     initializer,
+    piecewise_linear,
 )
 from pgn_tf.models.resnet import critic_blocks
 
@@ -116,4 +117,4 @@ def critic(num_classes=10, width=1.0, spectral_norm=False):
     y = keras.Input((), dtype="int32", name="labels")
     h = critic_blocks(x, [c] * 4, [True, False, False], XAVIER_UNIFORM, "blocks", spectral_norm)
     f = Projection(num_classes, spectral_norm, name="projection")([h, y])
-    return keras.Model([x, y], f, name=f"biggan32_{'sn_' if spectral_norm else ''}critic")
+    return piecewise_linear(keras.Model([x, y], f, name=f"biggan32_{'sn_' if spectral_norm else ''}critic"))

@@ -2,7 +2,7 @@
 
 import keras
 
-from pgn_tf.models.layers import DCGAN_NORMAL, BatchNorm, channels, conv2d, dense, initializer
+from pgn_tf.models.layers import DCGAN_NORMAL, BatchNorm, channels, conv2d, dense, initializer, piecewise_linear
 
 layers = keras.layers
 
@@ -60,4 +60,4 @@ def critic(size=32, width=1.0, spectral_norm=False):
     h = layers.Permute((3, 1, 2))(h)
     h = layers.Flatten()(h)
     f = dense(1, "linear", DCGAN_NORMAL, spectral_norm)(h)
-    return keras.Model(x, f, name=f"dcgan{size}_{'sn_' if spectral_norm else ''}critic")
+    return piecewise_linear(keras.Model(x, f, name=f"dcgan{size}_{'sn_' if spectral_norm else ''}critic"))

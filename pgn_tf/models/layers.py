@@ -249,6 +249,16 @@ class SNEmbedding(SpectralNorm):
         return {**super().get_config(), "input_dim": self.input_dim, "output_dim": self.output_dim}
 
 
+def piecewise_linear(critic):
+    """Marks a critic made of convolutions, dense layers, (Leaky)ReLU, average pooling and projections only.
+
+    Its input gradient is constant between kinks, which lets PGN's generator
+    step reuse it (normalization.normalize, `frozen`). Returns the critic.
+    """
+    critic.piecewise_linear = True
+    return critic
+
+
 def conv2d(filters, kernel_size, name, init, strides=1, spectral_norm=False):
     """A "same" Conv2D (biases zero), spectrally normalized (torch's default eps) when asked."""
     if spectral_norm:

@@ -2,7 +2,7 @@
 
 import keras
 
-from pgn_tf.models.layers import KAIMING_NORMAL, BatchNorm, channels, conv2d, dense
+from pgn_tf.models.layers import KAIMING_NORMAL, BatchNorm, channels, conv2d, dense, piecewise_linear
 
 layers = keras.layers
 
@@ -110,4 +110,4 @@ def critic(size=32, width=1.0, spectral_norm=False):
     h = critic_blocks(x, chs, downs, KAIMING_NORMAL, "model", spectral_norm)
     h = layers.GlobalAveragePooling2D()(h)
     f = dense(1, "linear", KAIMING_NORMAL, spectral_norm)(h)
-    return keras.Model(x, f, name=f"resnet{size}_{'sn_' if spectral_norm else ''}critic")
+    return piecewise_linear(keras.Model(x, f, name=f"resnet{size}_{'sn_' if spectral_norm else ''}critic"))
