@@ -206,6 +206,9 @@ class Experiment:
         except Exception as e:  # noqa: BLE001  (damage surfaces as OpError, IndexError, ValueError, AssertionError)
             if status is not None:
                 status.expect_partial()  # no warnings about the values left unrestored
+            mismatch = self._precision_mismatch(path)
+            if mismatch:
+                raise CheckpointError(f"checkpoint {path} {mismatch}, or use a new --workdir.") from None
             way_out = (
                 f"move {path}.* aside to resume from {os.path.basename(earlier[0])}"
                 if earlier
@@ -215,6 +218,29 @@ class Experiment:
                 f"cannot restore checkpoint {path} ({_first_line(e)[:200]}); {way_out}, or use a new --workdir."
             ) from None
         return path
+
+    def _precision_mismatch(self, path):
+        """Why `path` cannot resume in this run's precision, or None: float16 runs keep a loss scale.
+
+        float32 and mixed_bfloat16 runs hold the same variables, so a run can
+        switch between them; mixed_float16 wraps both optimizers in a
+        LossScaleOptimizer, whose checkpoint the others cannot read.
+        """
+        try:
+            saved_fp16 = any(name.startswith("d_optimizer/dynamic_scale/") for name, _ in tf.train.list_variables(path))
+        except Exception:  # noqa: BLE001  (a damaged file: the generic line says so)
+            return None
+        fp16 = isinstance(self.gan.d_optimizer, keras.optimizers.LossScaleOptimizer)
+        if saved_fp16 and not fp16:
+            return (
+                "was written by a mixed_float16 run (its optimizers keep a loss scale); resume it with "
+                "--gin_param=\"train_and_evaluate.precision='mixed_float16'\""
+            )
+        if fp16 and not saved_fp16:
+            return (
+                "was written by a float32 or mixed_bfloat16 run (no loss scale); resume it in one of those precisions"
+            )
+        return None
 
     def save(self, manager, step):
         """Saves the run at `step` through `manager` (atomic), after checking that every saved tensor is finite.

@@ -469,6 +469,14 @@ def test_mixed_precision_trains_with_float32_variables_and_pgn_math(precision, t
     ckpt = tf.train.load_checkpoint(str(tmp_path / "wd" / "checkpoints" / "ckpt-2"))
     floats = [n for n, d in ckpt.get_variable_to_dtype_map().items() if d.is_floating and "best_metric" not in n]
     assert floats and all(np.isfinite(ckpt.get_tensor(n)).all() for n in floats)
+    # float32 resumes a bfloat16 run (the same variables); a float16 run's loss scale says why it cannot.
+    if precision == "mixed_bfloat16":
+        assert int(_train(tmp_path / "wd", 4).step.numpy()) == 4
+    else:
+        before = sorted(os.listdir(tmp_path / "wd" / "checkpoints"))
+        with pytest.raises(train_lib.CheckpointError, match="written by a mixed_float16 run .* loss scale"):
+            _train(tmp_path / "wd", 4)
+        assert sorted(os.listdir(tmp_path / "wd" / "checkpoints")) == before
 
 
 def test_a_mixed_bfloat16_critic_gives_pgn_close_to_float32():
