@@ -46,10 +46,13 @@ def run(gin_files, gin_params, workdir, strategy="default", cpu_replicas=None):
         from pgn_tf import faults, train_lib
 
         chief = distribute.is_chief(dist)
-        if chief:
-            print(_header(gin_files, gin_params, workdir, strategy, dist), flush=True)
+
+        def announce(precision):  # once the config is checked: a bad binding prints only its error line
+            if chief:
+                print(_header(gin_files, gin_params, workdir, strategy, dist, precision), flush=True)
+
         try:
-            exp = train_lib.train_and_evaluate(workdir, strategy=dist)
+            exp = train_lib.train_and_evaluate(workdir, strategy=dist, announce=announce)
         except faults.Preempted as e:
             print(first_line(e), file=sys.stderr, flush=True)  # gin appends the configurable's name on a 2nd line
             return e.exit_code
@@ -85,8 +88,7 @@ def run(gin_files, gin_params, workdir, strategy="default", cpu_replicas=None):
     return 0
 
 
-def _header(gin_files, gin_params, workdir, strategy, dist):
-    import gin
+def _header(gin_files, gin_params, workdir, strategy, dist, precision):
     import tensorflow as tf
 
     gpus = tf.config.list_physical_devices("GPU")
@@ -94,10 +96,6 @@ def _header(gin_files, gin_params, workdir, strategy, dist):
     config = " + ".join(os.path.basename(f) for f in gin_files)
     if gin_params:
         config += f" (+{len(gin_params)} binding{'s' * (len(gin_params) > 1)})"
-    try:
-        precision = gin.query_parameter("train_and_evaluate.precision")
-    except ValueError:  # not bound: the default
-        precision = "float32"
     return (
         f"pgn_tf.train: {config} | workdir {os.path.abspath(workdir)} | {devices}, strategy {strategy} "
         f"({dist.num_replicas_in_sync} replica{'s' * (dist.num_replicas_in_sync > 1)}) | {precision}"

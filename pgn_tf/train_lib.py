@@ -407,6 +407,7 @@ def train_and_evaluate(
     precision="float32",
     train=True,
     strategy=None,
+    announce=None,
 ):
     """Trains a PGN-GAN in `workdir`, resuming from its latest checkpoint.
 
@@ -453,6 +454,8 @@ def train_and_evaluate(
         multi-worker run only the chief writes summaries, samples,
         evaluations and the checkpoints in DIR/checkpoints (which every
         worker resumes from); the others save to DIR/workers/<index>/.
+      announce: called with the precision once every binding and the workdir
+        are checked, before anything is built (the CLI prints its header).
 
     Returns:
       The Experiment (its PGNGAN trained to total_steps).
@@ -466,6 +469,8 @@ def train_and_evaluate(
                 f"train_and_evaluate.{name} = {value} does not split over {replicas} replicas; use a multiple of {replicas}."
             )
     _check_workdir(workdir)
+    if announce:
+        announce(precision)
     keras.utils.set_random_seed(seed)
     with strategy.scope(), _dtype_policy(precision):
         cond = {} if num_classes is None else {"num_classes": num_classes}

@@ -316,8 +316,10 @@ BAD_BINDINGS = {
 @pytest.mark.parametrize("binding", sorted(BAD_BINDINGS))
 def test_every_bad_binding_is_one_line_naming_it(binding, tmp_path, capsys, _clear_gin):
     assert train.run(["quickstart.gin"], [binding], str(tmp_path / "wd")) == 2
-    err = capsys.readouterr().err.strip().splitlines()
+    out, err = capsys.readouterr()
+    err = err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: train_and_evaluate.") and BAD_BINDINGS[binding] in err[0], err
+    assert out == ""  # no run header before a config that does not run
     assert not os.path.exists(tmp_path / "wd")
 
 
