@@ -45,6 +45,16 @@ def _cache_dir(tmp_path_factory):
     return path
 
 
+def load_tool(name):
+    """tools/<name>.py as a module (the tools are scripts, not part of the package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "tools", f"{name}.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def checkpoint_values(path):
     """{name: value} of every numeric variable of a checkpoint (a prefix such as DIR/ckpt-4, or DIR for its latest)."""
     import numpy as np

@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 import scipy.linalg
-from conftest import ROOT, make_fake_inception
+from conftest import ROOT, load_tool, make_fake_inception
 
 from pgn_tf import data
 from pgn_tf.eval import digits_classifier, features, inception, metrics, stats
@@ -207,19 +207,10 @@ def test_training_evaluates_keeps_best_and_evaluate_cli(tmp_path, fake_inception
         assert r.returncode == 2 and len(errors) == 1 and needle in errors[0] and "Traceback" not in r.stderr, r.stderr
 
 
-def _load_tool(name):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "tools", f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_compute_fid_stats_tool(tmp_path, fake_inception):
     import tensorflow_datasets as tfds
 
-    tool = _load_tool("compute_fid_stats")
+    tool = load_tool("compute_fid_stats")
     with tfds.testing.mock_data(num_examples=30):
         images = data.arrays("cifar10", "test")
         ref = tool.compute("cifar10", "test", str(tmp_path / "c.npz"), inception_path=fake_inception, batch_size=8)

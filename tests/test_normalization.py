@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import load_tool
 
 from pgn_tf import PGNDiscriminator, gradient_normalize, normalize, penalty_normalize
 from pgn_tf.normalization import EPS
@@ -256,3 +257,38 @@ def test_frozen_takes_the_full_path_unless_the_critic_is_piecewise_linear(data):
     critic.piecewise_linear = True  # a false claim
     wrong = _normalized_and_grads(critic, x, "pgn", frozen=True)
     assert np.abs(wrong[1] - full[1]).max() > 1e-3 * np.abs(full[1]).max()
+
+
+def test_graph_flops_counts_what_runs():
+    """The benchmark's FLOP count: live ops (outputs and state changes) only, 2 per multiply-add."""
+    flops = load_tool("bench_step_time").graph_flops
+    v = tf.Variable(tf.zeros((3, 5)))
+
+    @tf.function
+    def f(a, b):
+        tf.linalg.matmul(b, b, transpose_b=True)  # dead: nothing uses it
+        v.assign(tf.linalg.matmul(a, b))  # live through the variable update only
+        return tf.linalg.matmul(a, b)[:, :1]
+
+    graph = f.get_concrete_function(tf.zeros((3, 4)), tf.zeros((4, 5))).graph
+    assert flops(graph) == (2 * (2 * 3 * 4 * 5), False)
+
+
+def test_frozen_generator_step_skips_exactly_one_backward_pass_through_the_critic():
+    """Counted in FLOPs: the shortcut removes one input-gradient op per critic layer, as many FLOPs as its forward."""
+    from pgn_tf import losses, models, optimizers
+    from pgn_tf.gan import PGNGAN
+
+    flops = load_tool("bench_step_time").graph_flops
+    counts = []
+    for marked in (True, False):
+        critic = models.build_critic("dcgan.32", width=0.125)
+        critic.piecewise_linear = marked
+        gan = PGNGAN(models.build_generator("dcgan.32", width=0.125), critic, batch_size_D=4, batch_size_G=4)
+        gan.compile(optimizers.Adam(2e-4), optimizers.Adam(2e-4), losses.get("hinge"))
+        step = tf.function(gan._generator_step).get_concrete_function(4)
+        counts.append(flops(step.graph)[0])
+    x = tf.zeros((4, 32, 32, 3))
+    forward = flops(tf.function(lambda: critic(x)).get_concrete_function().graph)[0]
+    # The same up to the element-wise ops (bias adds count in the forward, activation gradients in the backward).
+    assert forward > 0 and abs((counts[1] - counts[0]) - forward) < 0.01 * forward

@@ -16,9 +16,11 @@ registry, 2 FLOPs per multiply-add, over the ops the iteration really runs; see
 graph_flops), matmul_gflops is this machine's rate for one large matrix product
 in the compute dtype (tf.linalg.matmul for ours, torch.mm for the official code,
 each in its own process), and fraction_of_peak = gflop_per_iter / s_per_iter /
-matmul_gflops. The official line uses the same FLOP count (the same iteration: the
-same convolutions on the same shapes). floor_over_official is what ours / official
-would be if our iteration ran at the full matmul rate.
+matmul_gflops. The official line uses the same FLOP count, a lower bound for it:
+the same convolutions on the same shapes, but its generator step also takes the
+backward pass through the critic that ours skips (normalization.normalize, frozen).
+floor_over_official is what ours / official would be if our iteration ran at the
+full matmul rate.
 
 Ours also times the Lipschitz monitor (what train_and_evaluate runs every log_every
 steps: ||grad_x D_out|| on 16 real images, 16 fakes and 16 interpolates) and reports
@@ -61,11 +63,14 @@ def _rss_mib(field="VmHWM"):
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _matmul_gflops(matmul, n=4096, repeats=5):
-    """The best rate of one n x n by n x n product (2 n^3 FLOPs) over repeats, after one warm-up."""
+MATMUL_N = 4096
+
+
+def _matmul_gflops(matmul, repeats=5):
+    """The best rate of matmul(), one MATMUL_N-square product (2 n^3 FLOPs), over repeats after a warm-up."""
     matmul()
     best = min(_time(matmul, repeats, 0))
-    return 2 * n**3 / best / 1e9
+    return 2 * MATMUL_N**3 / best / 1e9
 
 
 # Op types that call other functions: the ops inside them are not counted by graph_flops.
@@ -185,7 +190,7 @@ def bench_ours(args):
     per_iter = out["s_per_iter"]["median"]
     flops, partial = graph_flops(step.get_concrete_function((x, y)).graph)
     dtype = {"mixed_bfloat16": tf.bfloat16, "mixed_float16": tf.float16}.get(args.precision, tf.float32)
-    a = tf.cast(tf.random.normal((4096, 4096)), dtype)
+    a = tf.cast(tf.random.normal((MATMUL_N, MATMUL_N)), dtype)
     matmul = tf.function(lambda: tf.linalg.matmul(a, a))
     out.update(_rates(flops / 1e9, per_iter, _matmul_gflops(lambda: matmul().numpy())))
     out.update(
@@ -270,7 +275,7 @@ def bench_official(args):
     total = _time(iteration, args.iters, args.warmup)
     out = _summary(f"official PyTorch {torch.__version__}", args, total, _time(critic, args.iters, 0),
                    _time(generator, args.iters, 0))  # fmt: skip
-    a = torch.randn(4096, 4096)
+    a = torch.randn(MATMUL_N, MATMUL_N)
     out.update(rss_after_import_mib=rss_after_import, matmul_gflops=round(_matmul_gflops(lambda: a @ a), 1))
     return out
 
