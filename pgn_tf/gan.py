@@ -203,8 +203,8 @@ class PGNGAN(keras.Model):
 
     def _latents(self, n, salt):
         """z [n, z_dim] (and labels [n]) for this replica; salts salt and salt + 1."""
-        floatx = keras.backend.floatx()
-        z = self._random(lambda s, seed: tf.random.stateless_normal(s, seed, dtype=floatx), n, (self.z_dim,), salt)
+        dtype = self.dtype  # the variables' dtype: float32 under a mixed policy, float64 in a float64 run
+        z = self._random(lambda s, seed: tf.random.stateless_normal(s, seed, dtype=dtype), n, (self.z_dim,), salt)
         if not self.conditional:
             return z, None
         randint = functools.partial(tf.random.stateless_uniform, minval=0, maxval=self.num_classes, dtype=tf.int32)
@@ -213,8 +213,8 @@ class PGNGAN(keras.Model):
     def generate(self, z, labels=None, ema=False, training=True):
         """Images [N, H, W, 3] in [-1, 1]; training=True uses batch statistics, as the official sampling does."""
         g = self.ema_generator if ema else self.generator
-        # In floatx (float32 under a mixed-precision policy, whose layers compute in (b)float16).
-        return tf.cast(g(z if labels is None else [z, labels], training=training), keras.backend.floatx())
+        # In the variables' dtype (float32 under a mixed-precision policy, whose layers compute in (b)float16).
+        return tf.cast(g(z if labels is None else [z, labels], training=training), self.dtype)
 
     @contextlib.contextmanager
     def statistics_kept(self):
@@ -290,7 +290,8 @@ class PGNGAN(keras.Model):
         Returns:
           {"real_mean", "real_max", "fake_mean", "fake_max", "interp_mean", "interp_max"}: scalars.
         """
-        fake = self.generate(z, labels)
+        real = tf.cast(real, self.dtype)
+        fake = self.generate(tf.cast(z, self.dtype), labels)
         out = {}
         for name, x in (("real", real), ("fake", fake), ("interp", penalties.interpolate(real, fake, alpha))):
             norm = penalties.input_gradient_norm(self.discriminator, x, labels, training=False)
@@ -317,6 +318,7 @@ class PGNGAN(keras.Model):
 
     def train_step(self, data):
         images, labels = (data[0], data[1]) if isinstance(data, (tuple, list)) else (data, None)
+        images = tf.cast(images, self.dtype)  # float32 data in a float64 run (exact: uint8 / 127.5 - 1)
         if not self.conditional:
             labels = None
         replicas = self._replicas()[1]

@@ -11,11 +11,10 @@ import importlib.util
 import os
 from typing import NamedTuple
 
-import keras
 import numpy as np
 import tensorflow as tf
 
-from pgn_tf import losses, models, torch_port
+from pgn_tf import losses, models, precision, torch_port
 from pgn_tf.normalization import normalize
 
 # Tolerances (see tools/check_parity.py --help).
@@ -81,14 +80,8 @@ def compute(fx, dtype="float32"):
       {key: numpy array} with the fixture's keys (NCHW where the fixture is),
       plus "d_grads" / "g_grads": [(pytorch_name, gradient in PyTorch layout)].
     """
-    previous = keras.config.dtype_policy(), keras.config.floatx()
-    keras.config.set_dtype_policy(dtype)
-    keras.config.set_floatx(dtype)  # the models' Input layers take floatx: else they round x and grad_x to float32
-    try:
+    with precision.scope(dtype):
         return _compute(fx, dtype)
-    finally:
-        keras.config.set_dtype_policy(previous[0])
-        keras.config.set_floatx(previous[1])
 
 
 def _compute(fx, dtype):

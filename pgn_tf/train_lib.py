@@ -17,12 +17,13 @@ from pgn_tf.gan import PGNGAN, LinearDecay
 from pgn_tf.models import biggan, dcgan, resnet
 from pgn_tf.models.layers import SpectralNorm
 from pgn_tf.normalization import MODES
+from pgn_tf.precision import PRECISIONS
+from pgn_tf.precision import scope as precision_scope
 
 SAMPLES = 64  # images in each sample grid
 LIPSCHITZ_IMAGES = 16  # real images (and as many fakes and interpolates) of the Lipschitz monitor
 # The critic's constraint: PGN / GN (PGNDiscriminator's modes), a spectrally normalized critic, or nothing.
 NORMALIZATIONS = ("pgn", "gn", "sn", "none")
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 
 
 class ConfigError(ValueError):
@@ -321,17 +322,6 @@ def _build_critic(critic_fn, normalization, cond):
     return critic
 
 
-@contextlib.contextmanager
-def _dtype_policy(name):
-    """Models built within compute in `name` (Keras' global policy, put back after: they keep theirs)."""
-    before = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(name)
-    try:
-        yield
-    finally:
-        keras.config.set_dtype_policy(before)
-
-
 def _lipschitz_monitor(writer, every, total_steps, dataset, z_dim, num_classes, seed):
     """The monitor with its fixed inputs: the first images (and labels) this run trains on, seeded latents and alphas.
 
@@ -447,6 +437,8 @@ def train_and_evaluate(
         "mixed_float16" (with dynamic loss scaling). The models' layers
         compute in (b)float16; their variables, the optimizer state, the EMA,
         PGN's norm and division, the penalties and the losses stay float32.
+        "float64": everything in float64 (slow; for runs that must agree to
+        rounding on any CPU, such as the equivalence tests).
       train: False builds and returns the Experiment without training or
         restoring (for evaluation and export).
       strategy: a tf.distribute strategy (`distribute.make_strategy`); the
@@ -472,7 +464,7 @@ def train_and_evaluate(
     if announce:
         announce(precision)
     keras.utils.set_random_seed(seed)
-    with strategy.scope(), _dtype_policy(precision):
+    with strategy.scope(), precision_scope(precision):
         cond = {} if num_classes is None else {"num_classes": num_classes}
         generator = generator_fn(z_dim=z_dim, **cond)
         critic = _build_critic(critic_fn, normalization, cond)

@@ -227,12 +227,9 @@ def _normalized_and_grads(critic, x, mode, frozen, labels=None):
 @pytest.mark.parametrize("mode", ["pgn", "gn"])
 def test_frozen_critic_shortcut_gives_the_full_paths_input_gradient(arch, mode):
     """Our critics are piecewise linear: the generator step skips a backward pass and gets the same numbers."""
-    from pgn_tf import models
+    from pgn_tf import models, precision
 
-    previous = keras.config.dtype_policy(), keras.config.floatx()
-    keras.config.set_dtype_policy("float64")  # no float noise: the two paths differ only in rounding
-    keras.config.set_floatx("float64")  # the critics' Input layers too (they take floatx)
-    try:
+    with precision.scope("float64"):  # no float noise: the two paths differ only in rounding
         critic = models.build_critic(arch, width=0.125)
         assert critic.piecewise_linear is True
         rng = np.random.default_rng(3)
@@ -240,9 +237,6 @@ def test_frozen_critic_shortcut_gives_the_full_paths_input_gradient(arch, mode):
         labels = tf.constant(rng.integers(0, 10, 6), tf.int32) if models.is_conditional(arch) else None
         full = _normalized_and_grads(critic, x, mode, frozen=False, labels=labels)
         short = _normalized_and_grads(critic, x, mode, frozen=True, labels=labels)
-    finally:
-        keras.config.set_dtype_policy(previous[0])
-        keras.config.set_floatx(previous[1])
     np.testing.assert_array_equal(short[0], full[0])  # the same values, bit for bit
     np.testing.assert_allclose(short[1], full[1], rtol=1e-9, atol=1e-12 * np.abs(full[1]).max())
     assert all(g is not None for g in full[2]) and all(g is None for g in short[2])  # the frozen weights get none

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pgn_tf import penalties
+from pgn_tf import penalties, precision
 from pgn_tf.gan import PGNGAN
 from pgn_tf.models.layers import SNDense
 from pgn_tf.normalization import EPS, PGNDiscriminator
@@ -13,11 +13,8 @@ from pgn_tf.normalization import EPS, PGNDiscriminator
 
 @pytest.fixture
 def float64():
-    keras.config.set_floatx("float64")
-    keras.config.set_dtype_policy("float64")
-    yield
-    keras.config.set_floatx("float32")
-    keras.config.set_dtype_policy("float32")
+    with precision.scope("float64"):
+        yield
 
 
 def _mlp_critic(seed=0):

@@ -57,20 +57,18 @@ def main():
     p.add_argument("--control", type=float, default=0.0, help="compare the official code with itself, perturbed")
     args = p.parse_args()
 
-    import keras
     import tensorflow as tf
     import torch
 
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from make_parity_fixture import _official
 
-    from pgn_tf import data, losses, models, optimizers, torch_port
+    from pgn_tf import data, losses, models, optimizers, precision, torch_port
     from pgn_tf.gan import PGNGAN
 
     dtype = "float64" if args.float64 else "float32"
     torch.set_default_dtype(getattr(torch, dtype))
-    keras.config.set_floatx(dtype)
-    keras.config.set_dtype_policy(dtype)
+    precision.scope(dtype).__enter__()  # for the whole (one-shot) script
     gens, crits, loss_fns, pgn = _official(os.path.abspath(args.official_dir))
     if args.arch.startswith("biggan"):
         raise SystemExit("conditional models are not supported here")
