@@ -7,34 +7,15 @@ import sys
 
 from absl import app, flags, logging
 
+from pgn_tf.errors import UsageError, UserError, first_line
+
 # Installed with the package; the repository's top-level gin_configs/ is a link to it.
 CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "gin_configs")
 
 
-# Read from sys.argv before TensorFlow loads (pgn_tf.console); defined here so every tool accepts it.
-flags.DEFINE_bool("verbose", False, "Also show TensorFlow's own log lines and warnings.")
-
-
-class UsageError(Exception):
-    """Bad input from the user: reported as one line, exit code 2."""
-
-
-def first_line(e):
-    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
-    return lines[0] if lines else type(e).__name__
-
-
 def user_errors():
-    from pgn_tf import data, train_lib
-    from pgn_tf.eval import inception, stats
-
-    return (
-        train_lib.ConfigError,
-        train_lib.CheckpointError,
-        data.DataError,
-        inception.InceptionError,
-        stats.StatsError,
-    )
+    """The exceptions reported as one `error:` line with exit code 2 (`errors.UserError` and its kinds)."""
+    return (UserError,)
 
 
 def parse_gin(files, params):
@@ -45,7 +26,7 @@ def parse_gin(files, params):
     """
     import gin
 
-    from pgn_tf import train_lib  # noqa: F401  (registers the configurables)
+    from pgn_tf import train_lib  # noqa: F401  (registers the gin root and, through it, pgn_tf.configurables)
 
     gin.add_config_file_search_path(CONFIG_DIR)
     resolved = []
@@ -81,7 +62,7 @@ def load_run(workdir, checkpoint="latest", params=()):
     """Rebuilds a training run from its workdir's operative config and restores a checkpoint.
 
     Returns:
-      (train_lib.Experiment, the restored checkpoint's path).
+      (experiment.Experiment, the restored checkpoint's path).
 
     Raises:
       UsageError: no such workdir or checkpoint, or one that cannot be restored.
@@ -89,10 +70,10 @@ def load_run(workdir, checkpoint="latest", params=()):
     if not workdir or not os.path.isdir(workdir):
         raise UsageError(f"workdir {workdir} does not exist; pass the folder a training run wrote (--workdir).")
     parse_gin([operative_config(workdir)], list(params))
-    from pgn_tf import train_lib
+    from pgn_tf import experiment, train_lib
 
     try:
-        exp = train_lib.train_and_evaluate(workdir, train=False)
+        exp = experiment.build(train_lib.settings(), workdir)
         path = exp.restore(checkpoint)
     except user_errors() as e:
         raise UsageError(first_line(e)) from None
@@ -103,6 +84,9 @@ def load_run(workdir, checkpoint="latest", params=()):
 
 def start(run_fn):
     """Runs a tool as a program: flags parsed by absl, positional arguments refused, exit code from run_fn()."""
+
+    if "verbose" not in flags.FLAGS:  # read from sys.argv before TensorFlow loads (pgn_tf.console)
+        flags.DEFINE_bool("verbose", False, "Also show TensorFlow's own log lines and warnings.")
 
     def main(argv):
         if len(argv) > 1:

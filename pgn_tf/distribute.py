@@ -11,11 +11,12 @@ import os
 
 import tensorflow as tf
 
+from pgn_tf import errors
+
 STRATEGIES = ("default", "mirrored", "multi_worker")
 
 
-class StrategyError(ValueError):
-    """A strategy that cannot be set up (bad TF_CONFIG, too late to split the CPU, unknown name)."""
+StrategyError = errors.StrategyError  # a strategy that cannot be set up (bad TF_CONFIG, too late to split the CPU)
 
 
 def split_cpu(replicas):

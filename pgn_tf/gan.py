@@ -7,6 +7,7 @@ import keras
 import tensorflow as tf
 
 from pgn_tf import penalties
+from pgn_tf.config import LoopConfig
 from pgn_tf.normalization import PGNDiscriminator
 
 TRACKERS = (
@@ -92,17 +93,13 @@ class PGNGAN(keras.Model):
 
     Args:
       generator: z [N, z_dim] (or [z, labels]) -> images.
-      critic: images (or [images, labels]) -> [N, 1]; wrapped in PGNDiscriminator.
-      normalization: "pgn", "gn" or "none".
-      z_dim, num_classes: latent size; class count for conditional models
-        (None for unconditional).
-      n_dis, batch_size_D, batch_size_G: the official loop's sizes.
-      ema_decay, ema_start: EMA decay, and the step from which it applies.
-      cr: consistency-regularisation weight (0 = off).
-      penalty: None, "gp1", "gp0" or "r1" (`pgn_tf.penalties`), added to the
-        critic loss of every critic step, on D as the loss sees it.
-      penalty_weight: its weight (R1: gamma, applied as gamma / 2).
-      seed: seeds the z / label / augmentation / interpolation stream.
+      critic: images (or [images, labels]) -> [N, 1]; wrapped in
+        PGNDiscriminator with the loop's `critic_mode`.
+      loop: the loop's settings (`config.LoopConfig`; its defaults if None).
+      latents: (n, salt) -> (z [n, z_dim], labels [n] or None), this
+        replica's draw for one purpose of the current step; None draws them
+        from (seed, step, salt) (`default_latents`). Tools inject their own
+        (e.g. the official code's draws) to replay a run.
 
     Under a tf.distribute strategy with R replicas, each replica gets 1/R of
     the real batch (see `distribute.distribute_dataset`) and the same rows of
@@ -113,58 +110,35 @@ class PGNGAN(keras.Model):
     single-device step.
     """
 
-    def __init__(
-        self,
-        generator,
-        critic,
-        normalization="pgn",
-        z_dim=128,
-        num_classes=None,
-        n_dis=1,
-        batch_size_D=64,
-        batch_size_G=128,
-        ema_decay=0.9999,
-        ema_start=0,
-        cr=0.0,
-        penalty=None,
-        penalty_weight=10.0,
-        seed=0,
-        **kwargs,
-    ):
+    def __init__(self, generator, critic, loop=None, latents=None, **kwargs):
         super().__init__(**kwargs)
-        if penalty is not None and penalty not in penalties.PENALTIES:
-            raise ValueError(f"Unknown penalty {penalty!r}; expected None or one of {penalties.PENALTIES}.")
-        for name, value in (("n_dis", n_dis), ("batch_size_D", batch_size_D), ("batch_size_G", batch_size_G)):
-            if int(value) <= 0:
-                raise ValueError(f"{name} must be positive, got {value}.")
+        self.loop = loop or LoopConfig()
         self.generator = generator
-        self.discriminator = PGNDiscriminator(critic, mode=normalization)
+        self.discriminator = PGNDiscriminator(critic, mode=self.loop.critic_mode)
         self.ema_generator = keras.models.clone_model(generator)
         self.ema_generator.set_weights(generator.get_weights())
         self.ema_generator.trainable = False
-        self.z_dim = z_dim
-        self.num_classes = num_classes
-        self.n_dis = int(n_dis)
-        self.batch_size_D = int(batch_size_D)
-        self.batch_size_G = int(batch_size_G)
-        self.ema_decay = float(ema_decay)
-        self.ema_start = int(ema_start)
-        self.cr = float(cr)
-        self.penalty = penalty
-        self.penalty_weight = float(penalty_weight)
-        self.seed = int(seed)
+        self.latents = latents or self.default_latents
         self.step = keras.Variable(0, dtype="int64", trainable=False, name="step")
         self.trackers = {name: keras.metrics.Mean(name=name) for name in TRACKERS}
         self.built = True  # every part is built above
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        # Under a strategy, Keras' fit would build the model by tracing call() (z -> images) on a data
-        # batch (images), after averaging a distributed batch over replicas; nothing here needs building.
+        # Private Keras hook, kept (pinned by tests/test_keras_private.py): under
+        # a strategy, fit would build the model by tracing call() (z -> images) on a data batch (images).
         return
 
     @property
+    def z_dim(self):
+        return self.loop.z_dim
+
+    @property
+    def num_classes(self):
+        return self.loop.num_classes
+
+    @property
     def conditional(self):
-        return self.num_classes is not None
+        return self.loop.conditional
 
     @property
     def metrics(self):
@@ -194,15 +168,15 @@ class PGNGAN(keras.Model):
         sample: tf.random.stateless_normal or stateless_uniform (or a partial of one).
         """
         rid, replicas = self._replicas()
-        key = tf.stack([tf.constant(self.seed, tf.int64), tf.cast(self.step, tf.int64)])
+        key = tf.stack([tf.constant(self.loop.seed, tf.int64), tf.cast(self.step, tf.int64)])
         key = tf.random.experimental.stateless_fold_in(key, salt)
         x = sample([n * replicas, *shape], seed=key)
         if replicas == 1:
             return x
         return tf.slice(x, [rid * n] + [0] * len(shape), [n] + [-1] * len(shape))
 
-    def _latents(self, n, salt):
-        """z [n, z_dim] (and labels [n]) for this replica; salts salt and salt + 1."""
+    def default_latents(self, n, salt):
+        """z [n, z_dim] (and labels [n]) for this replica, keyed by (seed, step, salt); salts salt and salt + 1."""
         dtype = self.dtype  # the variables' dtype: float32 under a mixed policy, float64 in a float64 run
         z = self._random(lambda s, seed: tf.random.stateless_normal(s, seed, dtype=dtype), n, (self.z_dim,), salt)
         if not self.conditional:
@@ -235,10 +209,15 @@ class PGNGAN(keras.Model):
         z, labels = inputs if self.conditional else (inputs, None)
         return self.generate(z, labels, ema=True, training=training)
 
-    def _critic_step(self, real, real_y, b, k=0):
-        """Critic step k of the outer step on this replica's b real images (salts 4k .. 4k + 3)."""
-        replicas = self._replicas()[1]
-        z, fake_y = self._latents(b, 4 * k)
+    def critic_step(self, real, real_y=None, k=0):
+        """Critic step k of the outer step on this replica's b = batch_size_D / replicas real images (salts 4k .. 4k + 3).
+
+        Returns:
+          The step's logs: losses, penalty and PGN's f_hat / ||1 - grad|| summaries (scalars).
+        """
+        loop, replicas = self.loop, self._replicas()[1]
+        b = loop.batch_size_D // replicas
+        z, fake_y = self.latents(b, 4 * k)
         fake = tf.stop_gradient(self.generate(z, fake_y))
         both = tf.concat([real, fake], axis=0)
         both_y = None if real_y is None else tf.concat([real_y, fake_y], axis=0)
@@ -248,17 +227,17 @@ class PGNGAN(keras.Model):
             pred_real, pred_fake = out.f_hat[:b], out.f_hat[b:]
             loss, loss_real, loss_fake = self.loss_fn.critic(pred_real, pred_fake)
             cr_loss = tf.zeros((), loss.dtype)
-            if self.cr > 0:
+            if loop.cr > 0:
                 uniforms = self._random(tf.random.stateless_uniform, b, (3,), 4 * k + 2)
                 aug = augment(real, tf.cast(uniforms, real.dtype))
                 pred_aug = self.discriminator(aug, labels=real_y, training=True)
                 cr_loss = tf.reduce_mean(tf.square(pred_aug - pred_real))
-            total = loss + self.cr * cr_loss
+            total = loss + loop.cr * cr_loss
             penalty = tf.zeros((), loss.dtype)
-            if self.penalty:
+            if loop.penalty:
                 alpha = self._random(tf.random.stateless_uniform, b, (), 4 * k + 3)
-                penalty = penalties.penalty(self.penalty, self.discriminator, real, fake, alpha, real_y)
-                total += penalties.weight(self.penalty, self.penalty_weight) * penalty
+                penalty = penalties.penalty(loop.penalty, self.discriminator, real, fake, alpha, real_y)
+                total += penalties.weight(loop.penalty, loop.penalty_weight) * penalty
             total /= replicas  # the optimizer sums the replicas' gradients
             scaled = self.d_optimizer.scale_loss(total)  # float16's loss scale (unscaled by apply); else itself
         self.d_optimizer.apply(tape.gradient(scaled, d_vars), d_vars)
@@ -298,8 +277,9 @@ class PGNGAN(keras.Model):
             out[f"{name}_mean"], out[f"{name}_max"] = tf.reduce_mean(norm), tf.reduce_max(norm)
         return out
 
-    def _generator_step(self, batch_size):
-        z, y = self._latents(batch_size, 4 * self.n_dis)
+    def generator_step(self, batch_size):
+        """The generator step on this replica's batch_size fresh latents (salts 4 n_dis, 4 n_dis + 1); its loss."""
+        z, y = self.latents(batch_size, 4 * self.loop.n_dis)
         g_vars = self.generator.trainable_variables
         with tf.GradientTape() as tape:
             # The critic is frozen here: its weights get no gradient, which lets PGN / GN skip a backward pass.
@@ -310,10 +290,10 @@ class PGNGAN(keras.Model):
         return loss
 
     def _update_ema(self):
-        before_start = self.step < self.ema_start
+        before_start = self.step < self.loop.ema_start
         for ema_var, var in zip(self.ema_generator.weights, self.generator.weights):
             # The decay in the variable's own dtype (float32(0.9999) is not 0.9999 in float64).
-            decay = tf.where(before_start, tf.zeros((), ema_var.dtype), tf.constant(self.ema_decay, ema_var.dtype))
+            decay = tf.where(before_start, tf.zeros((), ema_var.dtype), tf.constant(self.loop.ema_decay, ema_var.dtype))
             ema_var.assign(decay * ema_var + (1.0 - decay) * var)
 
     def train_step(self, data):
@@ -321,20 +301,17 @@ class PGNGAN(keras.Model):
         images = tf.cast(images, self.dtype)  # float32 data in a float64 run (exact: uint8 / 127.5 - 1)
         if not self.conditional:
             labels = None
-        replicas = self._replicas()[1]
-        for name in ("batch_size_D", "batch_size_G"):
-            if getattr(self, name) % replicas:
-                raise ValueError(f"{name} {getattr(self, name)} is not divisible by the {replicas} replicas.")
-        b = self.batch_size_D // replicas
+        loop, replicas = self.loop, self._replicas()[1]
+        b = loop.batch_size_D // replicas  # the batch sizes split evenly (LoopConfig.check_replicas)
         self.step.assign_add(1)
         sums = {}
-        for k in range(self.n_dis):
+        for k in range(loop.n_dis):
             real_y = None if labels is None else labels[k * b : (k + 1) * b]
-            logs = self._critic_step(images[k * b : (k + 1) * b], real_y, b, k)
+            logs = self.critic_step(images[k * b : (k + 1) * b], real_y, k)
             sums = {key: sums.get(key, 0.0) + value for key, value in logs.items()}
         for key, value in sums.items():  # averaged over the n_dis critic steps, as logged officially
-            self.trackers[key].update_state(value / self.n_dis)
-        self.trackers["g_loss"].update_state(self._generator_step(self.batch_size_G // replicas))
+            self.trackers[key].update_state(value / loop.n_dis)
+        self.trackers["g_loss"].update_state(self.generator_step(loop.batch_size_G // replicas))
         self._update_ema()
         results = {name: tracker.result() for name, tracker in self.trackers.items()}
         if replicas > 1:  # Keras averages per-replica results along axis 0, which a scalar lacks (multi-worker)

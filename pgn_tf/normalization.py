@@ -119,6 +119,7 @@ def gradient_normalize(critic, x, labels=None, training=None, eps=EPS):
 
 def _batch_coupling_layers(model):
     found = []
+    # Private Keras API (no public recursive walk; pinned by tests/test_keras_private.py).
     for layer in model._flatten_layers(include_self=True, recursive=True):
         if isinstance(layer, keras.layers.BatchNormalization):
             found.append(layer.name)

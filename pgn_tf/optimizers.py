@@ -27,6 +27,7 @@ class Adam(keras.optimizers.Adam):
         t = ops.cast(self.iterations + 1, dtype)
         # convert_to_tensor with the dtype, not cast: a Python float cast goes through float32 first.
         beta_1, beta_2 = (ops.convert_to_tensor(b, dtype=dtype) for b in (self.beta_1, self.beta_2))
+        # Keras Adam's slots, by private names (no public accessor; pinned by tests/test_keras_private.py).
         m = self._momentums[self._get_variable_index(variable)]
         v = self._velocities[self._get_variable_index(variable)]
         self.assign_add(m, ops.multiply(ops.subtract(gradient, m), 1 - beta_1))

@@ -96,6 +96,7 @@ def entries(model):
         layer type this module does not know).
     """
     out = []
+    # Private Keras API (no public recursive walk; pinned by tests/test_keras_private.py).
     for layer in model._flatten_layers(include_self=False, recursive=True):
         out.extend(_layer_entries(layer))
     covered = {id(e.variable) for e in out}

@@ -43,18 +43,16 @@ def run(gin_files, gin_params, workdir, strategy="default", cpu_replicas=None):
         except distribute.StrategyError as e:
             raise UsageError(first_line(e)) from None
         parse_gin(gin_files, gin_params)
-        from pgn_tf import faults, train_lib
-
-        chief = distribute.is_chief(dist)
-
-        def announce(precision):  # once the config is checked: a bad binding prints only its error line
-            if chief:
-                print(_header(gin_files, gin_params, workdir, strategy, dist, precision), flush=True)
+        from pgn_tf import experiment, faults, train_lib
 
         try:
-            exp = train_lib.train_and_evaluate(workdir, strategy=dist, announce=announce)
+            config = train_lib.settings()  # every binding checked: a bad one prints only its error line
+            with experiment.claimed(config, workdir, dist):  # the workdir checked and held before anything is written
+                if distribute.is_chief(dist):
+                    print(_header(gin_files, gin_params, workdir, strategy, dist, config.precision), flush=True)
+                exp = experiment.run(experiment.build(config, workdir, dist))
         except faults.Preempted as e:
-            print(first_line(e), file=sys.stderr, flush=True)  # gin appends the configurable's name on a 2nd line
+            print(first_line(e), file=sys.stderr, flush=True)
             return e.exit_code
         except faults.Diverged as e:
             print(f"error: {first_line(e)}", file=sys.stderr, flush=True)
@@ -83,7 +81,7 @@ def run(gin_files, gin_params, workdir, strategy="default", cpu_replicas=None):
     except KeyboardInterrupt:  # before training began (it catches the signal itself): nothing to save yet
         print("stopped by SIGINT before training began; nothing was saved", file=sys.stderr, flush=True)
         return 130
-    if chief:
+    if distribute.is_chief(dist):
         print(_footer(exp, workdir), flush=True)
     return 0
 

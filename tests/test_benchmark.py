@@ -89,17 +89,21 @@ def test_mlp_models_have_torch_default_init():
 
 
 @pytest.mark.parametrize("method", run.METHODS)
-def test_method_config_is_what_gin_reads_from_the_overlay(method):
+def test_each_methods_run_config_is_what_gin_reads_from_its_overlay(method):
     gin.clear_config()
     try:
         train.parse_gin([os.path.join("baselines", f"{method}.gin")], [])
-        got = run.method_config(method)
-        assert got[0] == gin.query_parameter("train_and_evaluate.normalization")
-        assert got[1] == gin.query_parameter("train_and_evaluate.penalty")
-        if got[1]:
-            assert got[2] == gin.query_parameter("train_and_evaluate.penalty_weight") == 10.0
+        want = {name: gin.query_parameter(f"train_and_evaluate.{name}") for name in ("normalization", "penalty")}
     finally:
         gin.clear_config()
+    loop = run.run_config(suites.get("ring8"), method, seed=3, steps=7).loop
+    assert (loop.normalization, loop.penalty) == (want["normalization"], want["penalty"])
+    assert (loop.seed, loop.z_dim, loop.batch_size_D) == (
+        3,
+        suites.get("ring8").z_dim,
+        suites.get("ring8").batch_size_D,
+    )
+    assert gin.config_str() == ""  # the overlay is gone again
 
 
 def test_run_writes_results_summary_and_plots_and_resumes(tmp_path, capsys):

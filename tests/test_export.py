@@ -1,16 +1,18 @@
-"""SavedModel export for TF Serving: signatures through saved_model_cli and a fresh process, bad input."""
+"""SavedModel export for TF Serving: signatures through saved_model_cli and a fresh process, bounds, bad input."""
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import gin
 import numpy as np
 import pytest
-from conftest import ROOT
+from conftest import ROOT, TINY_QUICKSTART
 
-from pgn_tf import export, train, train_lib
+from pgn_tf import experiment, export, train, train_lib
 
 SMALL = ["dcgan.generator.width=0.0625", "dcgan.critic.width=0.0625", "train_and_evaluate.batch_size_D=8",
          "train_and_evaluate.batch_size_G=8", "train_and_evaluate.log_every=2"]  # fmt: skip
@@ -37,7 +39,8 @@ def test_export_serves_through_saved_model_cli_and_a_fresh_process(trained, tmp_
 
     show = _run("saved_model_cli", "show", "--dir", version, "--all")
     assert show.returncode == 0, show.stderr
-    assert "signature_def['serving_default']" in show.stdout and "signature_def['generate']" in show.stdout
+    for name in ("serving_default", "generate", "limits"):
+        assert f"signature_def['{name}']" in show.stdout
     assert "DT_UINT8" in show.stdout and "shape: (-1, 32, 32, 3)" in show.stdout
 
     out = tmp_path / "out"
@@ -87,6 +90,9 @@ def test_export_bad_input(trained, tmp_path, capsys):
     blocker.write_text("x")
     assert export.run(trained, export_dir=str(blocker / "export")) == 2
     assert "cannot write the export to" in capsys.readouterr().err
+    for bad in (0, -1):
+        assert export.run(trained, max_count=bad) == 2
+        assert f"--max_count must be a positive integer (images per request), got {bad}." in capsys.readouterr().err
     gin.clear_config()
     assert export.run(trained, checkpoint="nope") == 2
     assert "checkpoint nope does not exist" in capsys.readouterr().err
@@ -103,7 +109,7 @@ def test_conditional_export_takes_labels(tmp_path):
 
     gin.clear_config()
     train.parse_gin(["cifar_biggan.gin"], ["biggan.generator.width=0.125", "biggan.critic.width=0.125"])
-    exp = train_lib.train_and_evaluate(str(tmp_path / "wd"), train=False)
+    exp = experiment.build(train_lib.settings(), str(tmp_path / "wd"))
     path = export.export(exp, str(tmp_path / "export"))
     m = tf.saved_model.load(path)
     serve = m.signatures["serving_default"]
@@ -129,3 +135,86 @@ def test_a_torch_state_dict_becomes_an_export(tmp_path):
     served = tf.saved_model.load(str(tmp_path / "1")).signatures["serving_default"](z=z)["images"].numpy()
     expected = np.round((source(z, training=False).numpy() + 1.0) * 127.5).clip(0, 255).astype(np.uint8)
     np.testing.assert_array_equal(served, expected)
+
+
+BOUNDS_CHECK = """
+import sys
+import numpy as np, tensorflow as tf
+plain, conditional, bound = tf.saved_model.load(sys.argv[1]), tf.saved_model.load(sys.argv[2]), int(sys.argv[3])
+
+def refused(call, *words):
+    try:
+        call()
+    except tf.errors.InvalidArgumentError as e:
+        assert all(w in e.message for w in words), e.message
+        return
+    raise AssertionError(f"not refused: {words}")
+
+def seed_count(count):
+    return dict(seed=tf.constant(7, tf.int64), count=tf.constant(count, tf.int32))
+
+for m, classes in ((plain, 0), (conditional, 10)):
+    limits = {k: int(v) for k, v in m.signatures["limits"]().items()}
+    assert limits == {"max_count": bound, "z_dim": 128, "num_classes": classes}, limits
+    gen = m.signatures["generate"]
+    for count in (0, -1, bound + 1, 2**31 - 1):  # the largest would need a terabyte if it were allocated
+        refused(lambda: gen(**seed_count(count)), f"count must be in [1, {bound}]", str(count))
+    assert gen(**seed_count(bound))["images"].shape == (bound, 32, 32, 3)
+    assert gen(**seed_count(1))["images"].shape == (1, 32, 32, 3)
+    serve = m.signatures["serving_default"]
+    y = {"labels": tf.zeros([3], tf.int32)} if classes else {}
+    refused(lambda: serve(z=tf.zeros((3, 127)), **y), "z must be [N, 128]", "3 127")
+    refused(lambda: serve(z=tf.zeros((bound + 1, 128)), **(y and {"labels": tf.zeros([bound + 1], tf.int32)})),
+            f"the rows of z must be in [1, {bound}]")
+    assert serve(z=tf.zeros((bound, 128)), **(y and {"labels": tf.zeros([bound], tf.int32)}))["images"].shape[0] == bound
+
+serve = conditional.signatures["serving_default"]
+z = tf.constant(np.random.default_rng(0).standard_normal((2, 128)), tf.float32)
+for labels in ([0, -1], [10, 3]):
+    refused(lambda: serve(z=z, labels=tf.constant(labels)), "labels must be in [0, 10)", " ".join(map(str, labels)))
+refused(lambda: serve(z=z, labels=tf.constant([1])), "one class per row of z")
+good = serve(z=z, labels=tf.constant([0, 9]))["images"].numpy()
+assert good.shape == (2, 32, 32, 3) and good.dtype == np.uint8
+print("ok")
+"""
+
+
+def test_an_export_refuses_requests_outside_its_bounds_in_a_fresh_process(trained, tmp_path):
+    r = _run(sys.executable, "-m", "pgn_tf.export", f"--workdir={trained}", f"--export_dir={tmp_path / 'plain'}",
+             "--max_count=5")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    gin.clear_config()
+    train.parse_gin(["cifar_biggan.gin"], ["biggan.generator.width=0.125", "biggan.critic.width=0.125"])
+    exp = experiment.build(train_lib.settings(), str(tmp_path / "wd"))
+    conditional = export.export(exp, str(tmp_path / "conditional"), max_count=5)
+    r = _run(sys.executable, "-c", BOUNDS_CHECK, str(tmp_path / "plain" / "2"), conditional, "5")
+    assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stderr[-3000:]
+
+
+def test_export_reads_a_workdir_while_a_run_holds_it_and_trains(tmp_path):
+    """No lock for export: the checkpoint list names a checkpoint only once its files are complete."""
+    from pgn_tf import workdir_lock
+
+    workdir = tmp_path / "wd"
+    args = [*TINY_QUICKSTART, "--gin_param=train_and_evaluate.total_steps=100000",
+            "--gin_param=train_and_evaluate.save_every=5"]  # fmt: skip
+    proc = subprocess.Popen([sys.executable, "-m", "pgn_tf.train", *args, f"--workdir={workdir}"], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 300
+        while not (workdir / "checkpoints" / "checkpoint").exists():
+            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()[-3000:]
+            time.sleep(0.1)
+        r = _run(sys.executable, "-m", "pgn_tf.export", f"--workdir={workdir}")
+        still_training = proc.poll() is None
+        holder = workdir_lock.holder(workdir / ".lock")
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=300)
+    finally:
+        proc.kill()
+    assert r.returncode == 0, r.stderr
+    assert still_training and holder["pid"] == proc.pid
+    version = r.stdout.strip().rsplit("/", 1)[1]
+    assert r.stdout.startswith(f"Exported EMA-G of {workdir / 'checkpoints' / 'ckpt-'}{version} to ")
+    assert os.path.isfile(workdir / "export" / version / "saved_model.pb")
+    assert proc.returncode == 128 + signal.SIGTERM, err[-3000:]  # the run went on until stopped

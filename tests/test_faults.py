@@ -20,7 +20,7 @@ import pytest
 import tensorflow as tf
 from conftest import ROOT, TINY_QUICKSTART, assert_same_checkpoints, checkpoint_values
 
-from pgn_tf import faults, train, train_lib
+from pgn_tf import experiment, faults, train, train_lib
 
 TOTAL = 12
 ARGS = [
@@ -198,7 +198,7 @@ def test_no_checkpoint_is_written_with_a_non_finite_tensor_and_nan_scores_are_nu
     from pgn_tf import callbacks
 
     train.parse_gin(["quickstart.gin"], ["dcgan.generator.width=0.0625", "dcgan.critic.width=0.0625"])
-    exp = train_lib.train_and_evaluate(str(tmp_path), train=False)
+    exp = experiment.build(train_lib.settings(), str(tmp_path))
     assert exp.save(exp.manager, 1).endswith("ckpt-1")
     weight = exp.gan.discriminator.critic.trainable_variables[0]
     weight.assign(tf.tensor_scatter_nd_update(weight, [[0, 0, 0, 0]], [np.inf]))

@@ -271,6 +271,7 @@ def test_graph_flops_counts_what_runs():
 def test_frozen_generator_step_skips_exactly_one_backward_pass_through_the_critic():
     """Counted in FLOPs: the shortcut removes one input-gradient op per critic layer, as many FLOPs as its forward."""
     from pgn_tf import losses, models, optimizers
+    from pgn_tf.config import LoopConfig
     from pgn_tf.gan import PGNGAN
 
     flops = load_tool("bench_step_time").graph_flops
@@ -278,9 +279,10 @@ def test_frozen_generator_step_skips_exactly_one_backward_pass_through_the_criti
     for marked in (True, False):
         critic = models.build_critic("dcgan.32", width=0.125)
         critic.piecewise_linear = marked
-        gan = PGNGAN(models.build_generator("dcgan.32", width=0.125), critic, batch_size_D=4, batch_size_G=4)
+        loop = LoopConfig(batch_size_D=4, batch_size_G=4)
+        gan = PGNGAN(models.build_generator("dcgan.32", width=0.125), critic, loop)
         gan.compile(optimizers.Adam(2e-4), optimizers.Adam(2e-4), losses.get("hinge"))
-        step = tf.function(gan._generator_step).get_concrete_function(4)
+        step = tf.function(gan.generator_step).get_concrete_function(4)
         counts.append(flops(step.graph)[0])
     x = tf.zeros((4, 32, 32, 3))
     forward = flops(tf.function(lambda: critic(x)).get_concrete_function().graph)[0]

@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 
 from pgn_tf import penalties, precision
+from pgn_tf.config import LoopConfig
 from pgn_tf.gan import PGNGAN
 from pgn_tf.models.layers import SNDense
 from pgn_tf.normalization import EPS, PGNDiscriminator
@@ -136,7 +137,7 @@ def _linear_gan(mode, spectral_norm=False):
     critic = keras.Model(x, layer(keras.layers.Flatten()(x)))
     z = keras.Input((3,))
     generator = keras.Model(z, keras.layers.Reshape((2, 2, 1))(keras.layers.Dense(4, activation="tanh")(z)))
-    gan = PGNGAN(generator, critic, normalization=mode, z_dim=3, batch_size_D=4, batch_size_G=4)
+    gan = PGNGAN(generator, critic, LoopConfig(normalization=mode, z_dim=3, batch_size_D=4, batch_size_G=4))
     return gan, critic, layer
 
 

@@ -14,7 +14,8 @@ import pytest
 import tensorflow as tf
 from conftest import ROOT
 
-from pgn_tf import PGNDiscriminator, data, losses, models, optimizers, train, train_lib
+from pgn_tf import PGNDiscriminator, data, errors, experiment, losses, models, optimizers, train, train_lib
+from pgn_tf.config import LoopConfig
 from pgn_tf.eval import inception
 from pgn_tf.gan import PGNGAN, LinearDecay, augment
 
@@ -79,9 +80,10 @@ def _small_gan(
 ):  # fmt: skip
     cond = models.is_conditional(arch)
     g, d = nets or (models.build_generator(arch, z_dim=8, width=0.0625), models.build_critic(arch, width=0.0625))
-    gan = PGNGAN(g, d, normalization=normalization, z_dim=8, num_classes=10 if cond else None, n_dis=n_dis,
-                 batch_size_D=2, batch_size_G=3, ema_decay=0.9, ema_start=ema_start, cr=cr, penalty=penalty,
-                 seed=1)  # fmt: skip
+    loop = LoopConfig(normalization=normalization, z_dim=8, num_classes=10 if cond else None, n_dis=n_dis,
+                      batch_size_D=2, batch_size_G=3, ema_decay=0.9, ema_start=ema_start, cr=cr, penalty=penalty,
+                      seed=1)  # fmt: skip
+    gan = PGNGAN(g, d, loop)
     opt = opt or (lambda: keras.optimizers.Adam(1e-3))
     gan.compile(opt(), opt(), losses.get(loss), run_eagerly=run_eagerly)
     size = models.image_size(arch)
@@ -199,19 +201,19 @@ def test_every_baseline_overlay_composes_with_every_paper_row(path, tmp_path):
             continue
         gin.clear_config()
         train.parse_gin([path, overlay], small)
-        gan = train_lib.train_and_evaluate(str(tmp_path / name), train=False).gan
-        assert (gan.discriminator.mode, gan.penalty) == expected[name]
-        sn = [layer for layer in gan.discriminator.critic._flatten_layers() if "SN" in type(layer).__name__]
-        assert len(sn) >= 4
+        gan = experiment.build(train_lib.settings(), str(tmp_path / name)).gan
+        assert (gan.discriminator.mode, gan.loop.penalty) == expected[name]
+        sn = {v.path.rsplit("/", 1)[0] for v in gan.discriminator.critic.weights if "sn_u" in v.path}
+        assert len(sn) >= 4  # spectral-norm layers, each with its power-iteration vector
 
 
 def test_sn_needs_a_critic_builder_that_gives_spectral_norm():
     plain = models.build_critic("dcgan.32", width=0.0625)
-    with pytest.raises(train_lib.ConfigError, match="has no spectral-norm layers"):
-        train_lib._build_critic(lambda **kw: plain, "sn", {})
-    with pytest.raises(train_lib.ConfigError, match=r"calls critic_fn\(spectral_norm=True\)"):
-        train_lib._build_critic(lambda: plain, "sn", {})
-    assert train_lib._build_critic(lambda: plain, "pgn", {}) is plain
+    with pytest.raises(errors.ConfigError, match="has no spectral-norm layers"):
+        experiment._build_critic(lambda **kw: plain, True, {})
+    with pytest.raises(errors.ConfigError, match=r"calls critic_fn\(spectral_norm=True\)"):
+        experiment._build_critic(lambda: plain, True, {})
+    assert experiment._build_critic(lambda: plain, False, {}) is plain
 
 
 # (gin file, arch family, Adam betas, lr D / G): the table, as the optimizers must receive it.
@@ -230,7 +232,7 @@ def test_gin_bindings_reach_the_optimizers(name, arch, betas, lrs, tmp_path):
         "train_and_evaluate.dataset_fn=@data.digits",
     ]
     train.parse_gin([name], small)
-    gan = train_lib.train_and_evaluate(str(tmp_path), train=False).gan
+    gan = experiment.build(train_lib.settings(), str(tmp_path)).gan
     for opt, lr in zip((gan.d_optimizer, gan.g_optimizer), lrs):
         assert isinstance(opt, optimizers.Adam)  # torch's arithmetic
         assert (opt.beta_1, opt.beta_2, opt.epsilon) == (*betas, 1e-8)
@@ -239,7 +241,7 @@ def test_gin_bindings_reach_the_optimizers(name, arch, betas, lrs, tmp_path):
 
 def test_gin_binding_reaches_the_default_inception_loader(tmp_path):
     train.parse_gin(["cifar_cnn.gin"], ["inception.load_inception.path='/nonexistent/inception'"])
-    exp = train_lib.train_and_evaluate(str(tmp_path), train=False)
+    exp = experiment.build(train_lib.settings(), str(tmp_path))
     with pytest.raises(inception.InceptionError, match="/nonexistent/inception"):
         exp.evaluator()
 
@@ -474,7 +476,7 @@ def test_mixed_precision_trains_with_float32_variables_and_pgn_math(precision, t
         assert int(_train(tmp_path / "wd", 4).step.numpy()) == 4
     else:
         before = sorted(os.listdir(tmp_path / "wd" / "checkpoints"))
-        with pytest.raises(train_lib.CheckpointError, match="written by a mixed_float16 run .* loss scale"):
+        with pytest.raises(errors.CheckpointError, match="written by a mixed_float16 run .* loss scale"):
             _train(tmp_path / "wd", 4)
         assert sorted(os.listdir(tmp_path / "wd" / "checkpoints")) == before
 

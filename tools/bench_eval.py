@@ -8,10 +8,12 @@ compute (keras.applications.InceptionV3, random weights, 1008 logits and the
 the projected seconds for 50,000 images.
 """
 
+import functools
 import json
 import os
 import resource
 import sys
+import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -21,8 +23,8 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
+from pgn_tf import data, experiment, losses, train_lib
 from pgn_tf.eval import digits_classifier, evaluator, features, stats
-from pgn_tf.gan import PGNGAN
 from pgn_tf.models import build_critic, build_generator
 
 ARCH = flags.DEFINE_string("arch", "dcgan.32", "Generator architecture.")
@@ -58,9 +60,13 @@ def time_path(gan, net, n, batch_size):
 
 def main(argv):
     del argv
-    keras.utils.set_random_seed(0)
-    g = build_generator(ARCH.value, z_dim=128)
-    gan = PGNGAN(g, build_critic(ARCH.value), z_dim=128)
+    config = train_lib.settings(
+        dataset_fn=data.digits,
+        generator_fn=functools.partial(build_generator, ARCH.value),
+        critic_fn=functools.partial(build_critic, ARCH.value),
+        loss_fn=lambda: losses.hinge,
+    )
+    gan = experiment.build(config, tempfile.mkdtemp()).gan  # writes nothing there
     base = {"arch": ARCH.value, "batch_size": BATCH.value, "cpus": os.cpu_count()}
     for net in (inception_sized(BATCH.value), digits_classifier.load_digits_classifier(batch_size=BATCH.value)):
         print(json.dumps({**base, **time_path(gan, net, IMAGES.value, BATCH.value)}), flush=True)

@@ -30,12 +30,14 @@ time the baselines (ours only: the official code has neither); --precision a Ker
 """
 
 import argparse
+import functools
 import json
 import os
 import resource
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -135,48 +137,38 @@ def _rates(gflop, s_per_iter, matmul_gflops):
 
 def bench_ours(args):
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    import keras
     import tensorflow as tf
 
-    from pgn_tf import losses, models, optimizers, train_lib
-    from pgn_tf.gan import PGNGAN
+    from pgn_tf import data, experiment, losses, models, optimizers, train_lib
 
     rss_after_import = _rss_mib("VmRSS")
 
     tf.config.threading.set_inter_op_parallelism_threads(args.inter_op)
     tf.config.threading.set_intra_op_parallelism_threads(args.intra_op)
-    keras.utils.set_random_seed(0)
     cond = models.is_conditional(args.arch)
-    keras.config.set_dtype_policy(args.precision)  # as train_and_evaluate.precision builds the models
-    gan = PGNGAN(
-        models.build_generator(args.arch),
-        models.build_critic(args.arch, spectral_norm=args.normalization == "sn"),
-        normalization="none" if args.normalization == "sn" else args.normalization,
-        num_classes=10 if cond else None,
-        n_dis=args.n_dis,
-        batch_size_D=args.batch_size_D,
-        batch_size_G=args.batch_size_G,
-        penalty=args.penalty,
-    )
-    adam = lambda: optimizers.Adam(2e-4, beta_1=0.0, beta_2=0.9, epsilon=1e-8)
-    if args.precision == "mixed_float16":
-        adam = lambda: keras.optimizers.LossScaleOptimizer(optimizers.Adam(2e-4, beta_1=0.0, beta_2=0.9, epsilon=1e-8))
-    gan.compile(adam(), adam(), losses.get(args.loss))
-    keras.config.set_dtype_policy("float32")
+    adam = functools.partial(optimizers.Adam, beta_1=0.0, beta_2=0.9, epsilon=1e-8)
+    config = train_lib.settings(
+        dataset_fn=data.digits, generator_fn=functools.partial(models.build_generator, args.arch),
+        critic_fn=functools.partial(models.build_critic, args.arch), loss_fn=lambda: losses.get(args.loss),
+        d_optimizer=adam, g_optimizer=adam, normalization=args.normalization, penalty=args.penalty,
+        num_classes=10 if cond else None, n_dis=args.n_dis, batch_size_D=args.batch_size_D,
+        batch_size_G=args.batch_size_G, precision=args.precision, lr_decay_start=200_000,
+    )  # fmt: skip
+    gan = experiment.build(config, tempfile.mkdtemp()).gan  # writes nothing there
     size = models.image_size(args.arch)
     n = args.n_dis * args.batch_size_D
     x = tf.random.uniform((n, size, size, 3), -1, 1)
     y = tf.random.uniform((n,), 0, 10, tf.int32)
     step = tf.function(gan.train_step, jit_compile=args.jit)
     b = args.batch_size_D
-    critic = tf.function(lambda: [gan._critic_step(x[:b], y[:b] if cond else None, b)
+    critic = tf.function(lambda: [gan.critic_step(x[:b], y[:b] if cond else None)
                                   for _ in range(args.n_dis)], jit_compile=args.jit)  # fmt: skip
-    generator = tf.function(lambda: gan._generator_step(args.batch_size_G), jit_compile=args.jit)
+    generator = tf.function(lambda: gan.generator_step(args.batch_size_G), jit_compile=args.jit)
     # .numpy() waits for the result, so each time covers the whole iteration.
     total = _time(lambda: step((x, y))["g_loss"].numpy(), args.iters, args.warmup)
     crit = _time(lambda: critic()[-1]["d_loss"].numpy(), args.iters, args.warmup)
     gen = _time(lambda: generator().numpy(), args.iters, args.warmup)
-    m = train_lib.LIPSCHITZ_IMAGES
+    m = experiment.LIPSCHITZ_IMAGES
     lipschitz = tf.function(gan.lipschitz)
     real = tf.random.uniform((m, size, size, 3), -1, 1)
     inputs = (

@@ -16,9 +16,11 @@ statistics) are checked, not only one step. Needs torch (not a dependency).
 
 import argparse
 import copy
+import functools
 import json
 import os
 import sys
+import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -63,8 +65,7 @@ def main():
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from make_parity_fixture import _official
 
-    from pgn_tf import data, losses, models, optimizers, precision, torch_port
-    from pgn_tf.gan import PGNGAN
+    from pgn_tf import data, experiment, losses, models, optimizers, precision, torch_port, train_lib
 
     dtype = "float64" if args.float64 else "float32"
     torch.set_default_dtype(getattr(torch, dtype))
@@ -89,14 +90,18 @@ def main():
     g, d = models.build_generator(args.arch, 128), models.build_critic(args.arch)
     torch_port.load_state_dict(g, {k: v.numpy() for k, v in G.state_dict().items()})
     torch_port.load_state_dict(d, {k: v.numpy() for k, v in D.state_dict().items()})
-    gan = PGNGAN(g, d, n_dis=n, batch_size_D=b, batch_size_G=bg, ema_decay=args.ema_decay)
-    queue = []
-    gan._latents = lambda n, salt: (tf.constant(queue.pop(0), dtype), None)
-
-    def adam(lr):
-        return optimizers.Adam(lr, beta_1=args.beta1, beta_2=args.beta2, epsilon=1e-8)
-
-    gan.compile(adam(args.lr_D), adam(args.lr_G), losses.get(args.loss), run_eagerly=True)
+    queue = []  # the official run's latents, in the order our steps draw them
+    adam = functools.partial(optimizers.Adam, beta_1=args.beta1, beta_2=args.beta2, epsilon=1e-8)
+    config = train_lib.settings(
+        dataset_fn=data.digits, generator_fn=lambda z_dim: g, critic_fn=lambda: d,
+        loss_fn=lambda: losses.get(args.loss), d_optimizer=adam, g_optimizer=adam, lr_D=args.lr_D, lr_G=args.lr_G,
+        total_steps=args.steps, lr_decay_start=args.steps, n_dis=n, batch_size_D=b, batch_size_G=bg,
+        ema_decay=args.ema_decay, precision=dtype,
+    )  # fmt: skip
+    gan = experiment.build(
+        config, tempfile.mkdtemp(), latents=lambda n, salt: (tf.constant(queue.pop(0), dtype), None)
+    ).gan
+    gan.run_eagerly = True  # the latents come from a Python queue
 
     class OfficialLoop:
         """The official train.py loop, one outer step at a time."""

@@ -33,8 +33,9 @@ def parse(suite, methods, seeds, out, steps):
     unknown = [m for m in method_names if m not in run.METHODS]
     if unknown:
         raise UsageError(f"unknown method {unknown[0]!r}; choose from {', '.join(run.METHODS)}.")
+    seed_texts = _list("seeds", seeds)
     try:
-        seed_values = [int(s) for s in _list("seeds", seeds)]
+        seed_values = [int(s) for s in seed_texts]
     except ValueError:
         raise UsageError(f"--seeds must be comma-separated integers, got {seeds!r}.") from None
     if not out:

@@ -1,46 +1,43 @@
 """Runs the mode-collapse benchmark: every (suite, method, seed) through PGNGAN, results to DIR/results.jsonl."""
 
-import ast
+import functools
 import json
 import os
-import re
 import sys
 import time
 
-import keras
+import gin
 import numpy as np
 import tensorflow as tf
 
-from pgn_tf import cli, losses, optimizers
+from pgn_tf import cli, experiment, losses, optimizers, train_lib
 from pgn_tf.benchmark import metrics, suites
-from pgn_tf.gan import PGNGAN
 
 METHODS = ("pgn", "gn", "sn", "gp1", "gp0", "r1", "none")
 SAMPLE_BATCH = 1000  # generated images per call when scoring stacked digits
 
 
-def method_config(method):
-    """(normalization, penalty, penalty_weight) as gin_configs/baselines/<method>.gin binds them."""
-    path = os.path.join(cli.CONFIG_DIR, "baselines", f"{method}.gin")
-    values = {"penalty": None, "penalty_weight": 10.0}
-    with open(path) as f:
-        for name, value in re.findall(r"^train_and_evaluate\.(\w+)\s*=\s*(.+?)\s*$", f.read(), re.MULTILINE):
-            values[name] = ast.literal_eval(value)
-    return values["normalization"], values["penalty"], float(values["penalty_weight"])
+def run_config(suite, method, seed, steps):
+    """The suite's settings with the method's constraint (gin_configs/baselines/<method>.gin, read by gin).
 
-
-def build_gan(suite, method, seed):
-    """The suite's models and settings with the method's constraint, compiled (BCE, Adam with torch's epsilon)."""
-    keras.utils.set_random_seed(seed)
-    normalization, penalty, weight = method_config(method)
-    gan = PGNGAN(
-        suite.generator(), suite.critic(normalization == "sn"), normalization="none" if normalization == "sn" else normalization,
-        z_dim=suite.z_dim, n_dis=1, batch_size_D=suite.batch_size_D, batch_size_G=suite.batch_size_G,
-        ema_decay=suite.ema_decay, penalty=penalty, penalty_weight=weight, seed=seed,
-    )  # fmt: skip
-    adam = lambda: optimizers.Adam(suite.lr, beta_1=suite.betas[0], beta_2=suite.betas[1], epsilon=1e-8)
-    gan.compile(adam(), adam(), losses.bce)
-    return gan
+    BCE and torch's Adam with the suite's betas; the learning rate is
+    constant (its decay starts at the last step). gin's config is cleared
+    before and after: the overlay is the only binding.
+    """
+    adam = functools.partial(optimizers.Adam, beta_1=suite.betas[0], beta_2=suite.betas[1], epsilon=1e-8)
+    gin.clear_config()
+    try:
+        cli.parse_gin([os.path.join("baselines", f"{method}.gin")], [])
+        return train_lib.settings(
+            dataset_fn=lambda batch_size, seed, start_step: suite.dataset(seed, start_step),
+            generator_fn=lambda z_dim: suite.generator(),
+            critic_fn=lambda spectral_norm=False: suite.critic(spectral_norm),
+            loss_fn=lambda: losses.bce, d_optimizer=adam, g_optimizer=adam, total_steps=steps, lr_D=suite.lr,
+            lr_G=suite.lr, lr_decay_start=steps, eval_every=suite.eval_every, z_dim=suite.z_dim,
+            batch_size_D=suite.batch_size_D, batch_size_G=suite.batch_size_G, ema_decay=suite.ema_decay, seed=seed,
+        )  # fmt: skip
+    finally:
+        gin.clear_config()
 
 
 class Scorer:
@@ -128,7 +125,9 @@ def run(suite_names, methods, seeds, out, steps=None, stream=None):
     finished = 0
     for suite, method, seed in todo:
         n_steps = total_steps[suite.name]
-        gan, scorer = build_gan(suite, method, seed), Scorer(suite, seed)
+        workdir = os.path.join(out, "runs", f"{suite.name}_{method}_seed{seed}")  # build writes nothing there
+        gan = experiment.build(run_config(suite, method, seed, n_steps), workdir).gan
+        scorer = Scorer(suite, seed)
         run_t0 = time.perf_counter()
         step = 0
         while step < n_steps:

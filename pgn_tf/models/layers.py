@@ -76,7 +76,7 @@ class BatchNorm(keras.layers.BatchNormalization):
                 is_training=True,
             )[:3]
         else:
-            mean, variance = self._moments(inputs, None)
+            mean, variance = self._moments(inputs, None)  # private Keras (pinned by tests/test_keras_private.py)
             n = ops.cast(ops.size(inputs), inputs.dtype) / ch  # values per channel
             unbiased = variance * n / ops.maximum(n - 1.0, 1.0)
             outputs = ops.batch_normalization(

@@ -1,0 +1,222 @@
+"""A run's settings as frozen configs, each validated once where it is made: the loop's and the run's.
+
+The flow is gin -> config -> build -> run: gin binds `train_and_evaluate.*`
+(`train_lib.settings`, the gin root), which makes a `RunConfig`;
+`experiment.build(config, workdir, strategy)` turns it into models,
+optimizers, checkpoints and the `PGNGAN`; `experiment.run` trains. Each
+setting is written here (its field, its check and its meaning), in the gin
+root's signature, and nowhere else.
+"""
+
+import dataclasses
+import math
+from collections.abc import Callable
+from dataclasses import field
+from typing import Any
+
+import numpy as np
+
+from pgn_tf import penalties
+from pgn_tf.errors import ConfigError
+from pgn_tf.precision import PRECISIONS
+
+GIN_ROOT = "train_and_evaluate"  # a setting is named in errors as its gin binding
+# The critic's constraint: PGN / GN (PGNDiscriminator's modes), a spectrally normalized critic, or nothing.
+NORMALIZATIONS = ("pgn", "gn", "sn", "none")
+
+
+def _kind(value):
+    return f"{value!r} ({type(value).__name__})"
+
+
+def _integer(minimum, optional=False):
+    def check(name, value):
+        if optional and value is None:
+            return
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+            raise ConfigError(f"{GIN_ROOT}.{name} must be an integer >= {minimum}, got {_kind(value)}.")
+
+    return check
+
+
+def _number(minimum, maximum=math.inf, strict=False):
+    def check(name, value):
+        ok = not isinstance(value, bool) and isinstance(value, (int, float, np.integer, np.floating))
+        if ok and math.isfinite(value):
+            ok = (value > minimum if strict else value >= minimum) and value <= maximum
+        if not ok:
+            bound = (f"> {minimum}" if strict else f">= {minimum}") + (
+                f" and <= {maximum}" if maximum < math.inf else ""
+            )
+            raise ConfigError(f"{GIN_ROOT}.{name} must be a number {bound}, got {_kind(value)}.")
+
+    return check
+
+
+def _choice(choices):
+    def check(name, value):
+        if value not in choices:
+            raise ConfigError(f"{GIN_ROOT}.{name} must be one of {choices}, got {value!r}.")
+
+    return check
+
+
+def _component(name, value):
+    if not callable(value):
+        raise ConfigError(f"{GIN_ROOT}.{name} must be a configurable (e.g. @data.digits), got {_kind(value)}.")
+
+
+def _optional_path(name, value):
+    if value is not None and not isinstance(value, str):
+        raise ConfigError(f"{GIN_ROOT}.{name} must be a path or None, got {_kind(value)}.")
+
+
+def _flag(name, value):
+    if not isinstance(value, bool):
+        raise ConfigError(f"{GIN_ROOT}.{name} must be True or False, got {_kind(value)}.")
+
+
+class _Checked:
+    def __post_init__(self):
+        for f in dataclasses.fields(self):
+            if "check" in f.metadata:
+                f.metadata["check"](f.name, getattr(self, f.name))
+
+
+@dataclasses.dataclass(frozen=True)
+class LoopConfig(_Checked):
+    """What the training loop (`PGNGAN`) needs: one outer step of the official loop.
+
+    Attributes:
+      normalization: "pgn", "gn", "sn" or "none": what constrains the critic.
+        "sn" builds it with critic_fn(spectral_norm=True) and uses its raw
+        output; "none" is the raw critic.
+      penalty: None, "gp1" (WGAN-GP), "gp0" (zero-centred GP on
+        interpolates) or "r1" (on real images); see `pgn_tf.penalties`.
+        Added to the critic loss on D as the loss sees it, so it combines
+        with any normalization.
+      penalty_weight: the penalty's weight (R1: gamma, applied as gamma / 2).
+      num_classes: class count of a conditional model; None otherwise.
+      n_dis: critic steps per outer step, each on the next batch_size_D real
+        images of the outer step's batch and a fresh batch of fakes.
+      batch_size_D, batch_size_G: global batch sizes of a critic step (real
+        images; as many fakes) and of the generator step.
+      ema_decay, ema_start: the EMA of G (weights and BatchNorm statistics)
+        and the outer step from which it applies (a plain copy before).
+      cr: consistency-regularisation weight (0 = off).
+      z_dim: latent size.
+      seed: seeds weights, data order, latents, augmentations and penalties.
+    """
+
+    normalization: str = field(default="pgn", metadata={"check": _choice(NORMALIZATIONS)})
+    penalty: str | None = field(default=None, metadata={"check": _choice((None, *penalties.PENALTIES))})
+    penalty_weight: float = field(default=10.0, metadata={"check": _number(0)})
+    num_classes: int | None = field(default=None, metadata={"check": _integer(1, optional=True)})
+    n_dis: int = field(default=1, metadata={"check": _integer(1)})
+    batch_size_D: int = field(default=64, metadata={"check": _integer(1)})
+    batch_size_G: int = field(default=128, metadata={"check": _integer(1)})
+    ema_decay: float = field(default=0.9999, metadata={"check": _number(0, 1)})
+    ema_start: int = field(default=0, metadata={"check": _integer(0)})
+    cr: float = field(default=0.0, metadata={"check": _number(0)})
+    z_dim: int = field(default=128, metadata={"check": _integer(1)})
+    seed: int = field(default=0, metadata={"check": _integer(0)})
+
+    @property
+    def spectral_norm(self):
+        """Whether the critic is built with spectral-norm layers ("sn")."""
+        return self.normalization == "sn"
+
+    @property
+    def critic_mode(self):
+        """PGNDiscriminator's mode: "pgn" or "gn", else "none" (the SN critic's raw output too)."""
+        return "none" if self.spectral_norm else self.normalization
+
+    @property
+    def conditional(self):
+        return self.num_classes is not None
+
+    def check_replicas(self, replicas):
+        """Raises ConfigError unless both batch sizes split evenly over `replicas`."""
+        for name in ("batch_size_D", "batch_size_G"):
+            value = getattr(self, name)
+            if value % replicas:
+                raise ConfigError(
+                    f"{GIN_ROOT}.{name} = {value} does not split over {replicas} replicas; use a multiple of {replicas}."
+                )
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig(_Checked):
+    """A whole run: its components, schedule, logging, evaluation and precision, and the loop's settings.
+
+    Attributes:
+      dataset_fn: (batch_size, seed, start_step) -> tf.data of (images, labels).
+      generator_fn, critic_fn: model builders, called with z_dim (G) and,
+        for conditional models, num_classes.
+      loss_fn: () -> losses.GANLoss (@losses.hinge, @losses.bce, @losses.wasserstein).
+      d_optimizer, g_optimizer: optimizer classes (gin-scoped d/ and g/),
+        called with the linearly decaying learning rate.
+      total_steps: outer steps to train to.
+      lr_D, lr_G: learning rates, decayed linearly to 0 at total_steps from
+        lr_decay_start (outer steps).
+      sample_every, save_every, log_every, eval_every: in outer steps. Every
+        log_every steps the Lipschitz monitor logs ||grad_x D_out|| on
+        fixed real images, fakes and interpolates (TensorBoard lipschitz/).
+      num_images: samples per evaluation of G and of EMA-G.
+      feature_fn: () -> FeatureNet (@inception.load_inception,
+        @digits_classifier.load_digits_classifier); loaded before training
+        when an evaluation is due, so a missing model fails at once.
+      fid_stats: reference statistics (.npz: mu, sigma[, activations]);
+        None: made from the training data, cached in DIR/fid_stats.<net>.npz.
+      best_by: the score ("FID" of G, as the official code) whose minimum
+        is kept in checkpoints/best/; "FID_ema" for EMA-G's.
+      jit_compile: XLA-compile the train step (single-device runs).
+      precision: "float32", or a Keras mixed policy: "mixed_bfloat16" or
+        "mixed_float16" (with dynamic loss scaling). The models' layers
+        compute in (b)float16; their variables, the optimizer state, the EMA,
+        PGN's norm and division, the penalties and the losses stay float32.
+        "float64": everything in float64 (slow; for runs that must agree to
+        rounding on any CPU, such as the equivalence tests).
+      loop: the loop's settings (`LoopConfig`).
+    """
+
+    dataset_fn: Callable = field(metadata={"check": _component})
+    generator_fn: Callable = field(metadata={"check": _component})
+    critic_fn: Callable = field(metadata={"check": _component})
+    loss_fn: Callable = field(metadata={"check": _component})
+    d_optimizer: Callable = field(metadata={"check": _component})
+    g_optimizer: Callable = field(metadata={"check": _component})
+    total_steps: int = field(metadata={"check": _integer(1)})
+    lr_D: float = field(metadata={"check": _number(0, strict=True)})
+    lr_G: float = field(metadata={"check": _number(0, strict=True)})
+    lr_decay_start: int = field(metadata={"check": _integer(0)})
+    sample_every: int = field(metadata={"check": _integer(1)})
+    eval_every: int = field(metadata={"check": _integer(1)})
+    save_every: int = field(metadata={"check": _integer(1)})
+    num_images: int = field(metadata={"check": _integer(1)})
+    feature_fn: Callable = field(metadata={"check": _component})
+    fid_stats: str | None = field(metadata={"check": _optional_path})
+    best_by: str = field(metadata={"check": _choice(("FID", "FID_ema"))})
+    log_every: int = field(metadata={"check": _integer(1)})
+    jit_compile: bool = field(metadata={"check": _flag})
+    precision: str = field(metadata={"check": _choice(PRECISIONS)})
+    loop: LoopConfig = LoopConfig()
+
+    @classmethod
+    def from_settings(cls, settings):
+        """A RunConfig from one flat {name: value} of every setting (the gin root's arguments); checks them all."""
+        loop_names = {f.name for f in dataclasses.fields(LoopConfig)}
+        unknown = set(settings) - loop_names - {f.name for f in dataclasses.fields(cls)}
+        if unknown:
+            raise TypeError(f"unknown settings {sorted(unknown)}")
+        loop = LoopConfig(**{k: v for k, v in settings.items() if k in loop_names})
+        return cls(**{k: v for k, v in settings.items() if k not in loop_names}, loop=loop)
+
+    def settings(self) -> dict[str, Any]:
+        """The flat {name: value} of every setting (inverse of from_settings)."""
+        flat = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "loop"}
+        return {**flat, **dataclasses.asdict(self.loop)}
+
+    def evaluations_due(self, start_step):
+        """Whether an evaluation falls after start_step (so the feature network must be ready)."""
+        return (self.total_steps // self.eval_every) > (start_step // self.eval_every)
