@@ -28,6 +28,17 @@ def verbose():
     return any(a in ("--verbose", "--verbose=true", "--verbose=1") for a in sys.argv[1:])
 
 
+def _sets_up_devices():
+    """Whether the command configures devices itself (--cpu_replicas, --strategy): no op may run before that.
+
+    A first op initialises TensorFlow's devices and collectives, after which
+    the CPU can no longer be split and a multi-worker cluster not be joined;
+    such a run shows TensorFlow's second round of start-up lines.
+    """
+    args = sys.argv[1:]
+    return any(a.startswith(("--cpu_replicas", "--strategy")) and not a.endswith("=default") for a in args)
+
+
 def quiet_startup():
     """Loads TensorFlow and Keras without their C++ start-up lines (see the module's docstring)."""
     if verbose() or "TF_CPP_MIN_LOG_LEVEL" in os.environ:
@@ -40,7 +51,8 @@ def quiet_startup():
         import keras  # noqa: F401
         import tensorflow as tf
 
-        tf.zeros(()) + 1  # the first op loads the rest (a second round of start-up lines)
+        if not _sets_up_devices():
+            tf.zeros(()) + 1  # the first op loads the rest (a second round of start-up lines)
     finally:
         os.dup2(saved, 2)
         os.close(saved)

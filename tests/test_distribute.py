@@ -255,3 +255,11 @@ def test_a_preempted_worker_and_its_peer_save_the_same_step_and_both_resume(tmp_
             p.kill()
     assert all(f"at step {step}." in out for out in outs) and f"step {step + 2}/{step + 2}" in outs[0]
     assert_same_checkpoints(wd / "checkpoints", wd / "workers" / "1" / "checkpoints", atol=0)
+
+
+def test_a_plain_users_mirrored_run_splits_the_cpu(tmp_path):
+    """Without TF_CPP_MIN_LOG_LEVEL the quiet console loads TensorFlow early; it must not initialise the devices."""
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    proc = _train([*SMALL, "--gin_param=train_and_evaluate.total_steps=1", f"--workdir={tmp_path / 'wd'}",
+                   "--strategy=mirrored", "--cpu_replicas=2"], env)  # fmt: skip
+    assert "(2 replicas)" in _finish(proc)
