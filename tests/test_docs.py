@@ -1,0 +1,242 @@
+"""The commands README.md and docs/*.md show name only flags their tools have.
+
+A command is `python -m pgn_tf.<tool>`, `pgn-<tool>` or `tools/<script>.py` inside a code block or a code span
+(spans may wrap over lines; a block's lines may continue with a backslash). Its flags are the `--name` words
+up to the next shell separator (`;`, `&&`, `||`, `|`) or the next command. The package's tools report their
+flags with `--helpfull` (one subprocess each, nothing trained); the scripts in tools/ are read, not run:
+their argparse `add_argument("--...")`, absl `DEFINE_*("...")` and `"--..."` literals they test argv for.
+"""
+
+import ast
+import glob
+import os
+import re
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DOCS = [os.path.join(ROOT, "README.md"), *sorted(glob.glob(os.path.join(ROOT, "docs", "*.md")))]
+
+FENCE = re.compile(r"^[ \t]*```[^\n]*\n(.*?)^[ \t]*```[ \t]*$", re.MULTILINE | re.DOTALL)
+SPAN = re.compile(r"`([^`]+)`")
+COMMAND = re.compile(
+    r"python3?\s+-m\s+(?P<module>pgn_tf\.\w+)\b"
+    r"|(?<![\w./-])pgn-(?P<script>\w+)\b"
+    r"|(?<![\w-])(?P<tool>tools/\w+\.py)\b"
+)
+SEPARATOR = re.compile(r"&&|\|\||[;|]")
+FLAG = re.compile(r"(?<![\w-])--([A-Za-z][\w-]*)")
+HELP_FLAG = re.compile(r"^\s+(?:-\?,)?--(\[no\])?([A-Za-z][\w-]*):", re.MULTILINE)
+
+
+def console_scripts():
+    """pyproject's console scripts: {"train": "pgn_tf.train", ...} (pgn-train runs pgn_tf.train's cli_main)."""
+    with open(os.path.join(ROOT, "pyproject.toml")) as f:
+        text = f.read()
+    scripts = re.findall(r'^pgn-(\w+)\s*=\s*"([\w.]+):\w+"', text, re.MULTILINE)
+    return {name: re.sub(r"\.__main__$", "", target) for name, target in scripts}
+
+
+def snippets(markdown):
+    """The text of every code block (continuation lines joined, # comments dropped) and code span."""
+    out = []
+    for block in FENCE.findall(markdown):
+        for line in block.replace("\\\n", " ").splitlines():
+            out.append(re.sub(r"(^|\s)#.*$", "", line))
+    for span in SPAN.findall(FENCE.sub("", markdown)):
+        if "\n\n" not in span:  # a span never crosses a paragraph: an unpaired backtick, not code
+            out.append(" ".join(span.split()))
+    return out
+
+
+def commands(markdown, scripts):
+    """[(tool, [flag, ...], the command's text)] for every command shown; tool is a module or tools/ path.
+
+    A `pgn-<name>` that is not a console script is returned with tool "pgn-<name>" (and reported unknown);
+    a snippet that starts with a flag (after VAR=value words and "...") names no tool: None.
+    """
+    found = []
+    for text in snippets(markdown):
+        matches = list(COMMAND.finditer(text))
+        words = [w for w in text.split() if w != "..." and not re.fullmatch(r"[A-Z_]+=\S*", w)]
+        if not matches and words and words[0].startswith("--"):  # a bare fragment: `--steps=6000`
+            found.append((None, FLAG.findall(text), text))
+        for i, m in enumerate(matches):
+            end = matches[i + 1].start() if i + 1 < len(matches) else len(text)
+            args = SEPARATOR.split(text[m.end() : end], maxsplit=1)[0]
+            tool = m["module"] or m["tool"] or scripts.get(m["script"], f"pgn-{m['script']}")
+            found.append((tool, FLAG.findall(args), text[m.start() : m.end() + len(args)].strip()))
+    return found
+
+
+def problems(markdown, known, scripts):
+    """One line for each command of an unknown tool and each flag its tool (for a bare fragment: any tool) lacks."""
+    out = []
+    anywhere = set().union(*known.values())
+    for tool, names, text in commands(markdown, scripts):
+        if tool is None:
+            out.extend(f"no tool has --{name}: {text}" for name in names if name not in anywhere)
+        elif tool not in known:
+            out.append(f"unknown tool {tool}: {text}")
+        else:
+            out.extend(f"{tool} has no --{name}: {text}" for name in names if name not in known[tool])
+    return out
+
+
+def help_flags(text):
+    """Flag names in absl --helpfull output; a boolean --[no]x gives x and nox."""
+    names = set()
+    for no, name in HELP_FLAG.findall(text.split("\nflags:\n", 1)[-1]):
+        names.add(name)
+        if no:
+            names.add("no" + name)
+    return names
+
+
+def builtin_flags(helpfull):
+    """The flags absl (and the libraries) define in every program: --helpfull's sections outside pgn_tf."""
+    sections = re.split(r"^(\S[^\n]*):$", helpfull.split("\nflags:\n", 1)[-1], flags=re.MULTILINE)
+    names = set()
+    for header, body in zip(sections[1::2], sections[2::2]):
+        if "pgn_tf" not in header and not header.endswith(".py"):
+            names |= help_flags("\nflags:\n" + body)
+    return names
+
+
+def script_flags(path, builtins):
+    """The flags a tools/ script defines, read from its source (argparse, absl, or argv literals)."""
+    with open(path) as f:
+        tree = ast.parse(f.read())
+    names, parser = set(), None
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and re.fullmatch(r"--\w[\w-]*", node.value):
+            names.add(node.value[2:])  # add_argument("--x") and `"--x" in argv`
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+            attr = node.func.attr
+            if attr == "ArgumentParser":
+                parser = "argparse"
+            if attr.startswith("DEFINE_") and node.args and isinstance(node.args[0], ast.Constant):
+                parser = "absl"
+                names.add(node.args[0].value)
+                if attr == "DEFINE_bool" or attr == "DEFINE_boolean":
+                    names.add("no" + node.args[0].value)
+    if parser == "argparse":
+        names |= {"h", "help"}
+    if parser == "absl":
+        names |= builtins
+    return names
+
+
+def _helpfull(module):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    # absl exits 1 after printing the help: the output is checked, not the exit code.
+    command = [sys.executable, "-m", module, "--helpfull"]
+    proc = subprocess.run(command, check=False, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    return module, proc
+
+
+@pytest.fixture(scope="module")
+def known():
+    """{tool: its flag names} for the package's tools (their --helpfull) and every tools/*.py script."""
+    modules = sorted(set(console_scripts().values()))
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        outputs = dict(pool.map(_helpfull, modules))
+    flags = {}
+    for module, proc in outputs.items():
+        flags[module] = help_flags(proc.stdout)
+        assert "verbose" in flags[module], f"{module} --helpfull listed no flags:\n{proc.stdout[-2000:]}{proc.stderr}"
+    builtins = builtin_flags(outputs["pgn_tf.train"].stdout)
+    assert {"helpfull", "logtostderr"} <= builtins
+    for path in glob.glob(os.path.join(ROOT, "tools", "*.py")):
+        flags[f"tools/{os.path.basename(path)}"] = script_flags(path, builtins)
+    return flags
+
+
+SAMPLE = """\
+Train, then export:
+
+```bash
+pip install -e . && python -m pgn_tf.train --gin_file=q.gin \\
+    --workdir=wd --bogus_flag=1   # --not_a_flag: a comment
+until python -m pgn_tf.train --workdir=wd; do [ $? -ge 128 ] || break; done
+```
+
+and `pgn-export --workdir=wd
+--max_count=8 --nope`, `pgn-frobnicate --x`, `tools/bench_eval.py --images 300`, `pgn-*`, `--images 300` and
+`TF_X=0 ... --stepz=6000`.
+"""
+SAMPLE_KNOWN = {
+    "pgn_tf.train": {"gin_file", "workdir"},
+    "pgn_tf.export": {"workdir", "max_count"},
+    "tools/bench_eval.py": {"images"},
+}
+
+
+def test_commands_are_found_with_their_flags():
+    found = [(tool, names) for tool, names, _ in commands(SAMPLE, {"export": "pgn_tf.export"})]
+    assert found == [
+        ("pgn_tf.train", ["gin_file", "workdir", "bogus_flag"]),
+        ("pgn_tf.train", ["workdir"]),
+        ("pgn_tf.export", ["workdir", "max_count", "nope"]),
+        ("pgn-frobnicate", ["x"]),
+        ("tools/bench_eval.py", ["images"]),
+        (None, ["images"]),
+        (None, ["stepz"]),
+    ]
+
+
+def test_a_made_up_flag_or_tool_is_reported():
+    found = problems(SAMPLE, SAMPLE_KNOWN, {"export": "pgn_tf.export"})
+    assert [line.split(":")[0] for line in found] == [
+        "pgn_tf.train has no --bogus_flag",
+        "pgn_tf.export has no --nope",
+        "unknown tool pgn-frobnicate",
+        "no tool has --stepz",
+    ]
+
+
+def test_docs_name_only_flags_that_exist(known):
+    scripts = console_scripts()
+    assert set(scripts) == {"train", "evaluate", "export", "benchmark"}
+    # The real flag sets are not "anything goes": a made-up flag of each tool is caught.
+    fake = "\n".join(f"`python -m {m} --surely_not_a_flag`" for m in scripts.values())
+    assert len(problems(fake, known, scripts)) == len(scripts)
+    assert problems("`python tools/check_parity.py --float64 --float16 x.npz`", known, scripts) == [
+        "tools/check_parity.py has no --float16: tools/check_parity.py --float64 --float16 x.npz"
+    ]
+    found, shown = [], set()
+    for path in DOCS:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        shown |= {tool for tool, _, _ in commands(text, scripts)}
+        found += [f"{os.path.relpath(path, ROOT)}: {line}" for line in problems(text, known, scripts)]
+    assert not found, "\n".join(found)
+    assert set(scripts.values()) <= shown  # every tool's commands were found (the parser reads these docs)
+
+
+def anchor(heading):
+    """GitHub's anchor of a heading: lower case, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_links_and_pictures_resolve():
+    missing = []
+    for path in DOCS:
+        with open(path, encoding="utf-8") as f:
+            text = FENCE.sub("", f.read())
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if re.match(r"\w+://", target):
+                continue
+            file, _, fragment = target.partition("#")
+            full = os.path.normpath(os.path.join(os.path.dirname(path), file)) if file else path
+            if not os.path.exists(full):
+                missing.append(f"{os.path.relpath(path, ROOT)}: {target} (no such file)")
+            elif fragment:
+                with open(full, encoding="utf-8") as f:
+                    headings = re.findall(r"^#+ (.+)$", FENCE.sub("", f.read()), re.MULTILINE)
+                if fragment not in {anchor(h) for h in headings}:
+                    missing.append(f"{os.path.relpath(path, ROOT)}: {target} (no such heading)")
+    assert not missing, "\n".join(missing)
