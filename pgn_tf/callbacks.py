@@ -11,6 +11,8 @@ import numpy as np
 import tensorflow as tf
 
 from pgn_tf import faults
+from pgn_tf.eval import evaluator as eval_lib
+from pgn_tf.eval.stats import StatsError
 
 
 def image_grid(images, cols=8):
@@ -69,7 +71,8 @@ class StepLogger(keras.callbacks.Callback):
             for key, value in {**logs, **lrs, "steps_per_sec": rate}.items():
                 tf.summary.scalar(tag(key), value)
         self.writer.flush()
-        keys = ["d_loss", "g_loss"] + ["cr_loss"] * (self.model.cr > 0) + ["penalty"] * bool(self.model.penalty)
+        loop = self.model.loop
+        keys = ["d_loss", "g_loss"] + ["cr_loss"] * (loop.cr > 0) + ["penalty"] * bool(loop.penalty)
         shown = " ".join(f"{k} {logs[k]:.4f}" for k in keys + ["f_hat_mean"] if k in logs)
         print(
             f"step {step}/{self.total_steps} {shown} | {rate:.2f} steps/s ETA {time.strftime('%H:%M:%S', time.gmtime(eta))}",
@@ -99,7 +102,7 @@ class LipschitzMonitor(keras.callbacks.Callback):
     def measure(self):
         """{name: float} of the current critic and generator."""
         if self._fn is None:
-            self._fn = tf.function(self.model.lipschitz)
+            self._fn = tf.function(self.model.lipschitz, autograph=False)  # no tensor-dependent Python control flow
         with self.model.statistics_kept():
             return {k: float(v) for k, v in self._fn(*self.inputs).items()}
 
@@ -256,15 +259,31 @@ class OperativeConfig(keras.callbacks.Callback):
 
 
 class Evaluate(keras.callbacks.Callback):
-    """Every `every` steps: IS / FID / KID of G and EMA-G to TensorBoard and DIR/eval.jsonl; best checkpoint by FID.
+    """Every `every` steps: the evaluator's scores of G and EMA-G to TensorBoard and DIR/eval.jsonl; the best checkpoint.
 
     Scores of EMA-G carry an "_ema" suffix. TensorBoard tags name the feature
-    network (eval_inception/FID, eval_digits_classifier/FID), so
+    network (eval_inception/FID, eval_digits_classifier/recall), so
     digits-classifier scores are never mistaken for Inception scores.
+    best_by (any of evaluator.BEST_BY) picks the checkpoint kept in
+    best_manager: lowest FID / KID, highest IS / precision / recall /
+    density / coverage. best_metric holds the best score so far oriented so
+    that lower is better (the score, or minus it for a higher-is-better one),
+    so one variable initialised to +inf serves every direction.
+
+    Raises:
+      ValueError: best_by is not a score name.
+      StatsError: the evaluator cannot give best_by (e.g. recall against a
+        reference without real activations), before any training step.
     """
 
     def __init__(self, evaluator, every, writer, workdir, save, best_manager, best_metric, best_by="FID"):
         super().__init__()
+        self.sign = 1.0 if eval_lib.direction(best_by) == "min" else -1.0
+        available = getattr(evaluator, "available", None)
+        if available is not None and best_by.removesuffix("_ema") not in available():
+            name = best_by.removesuffix("_ema")
+            why = evaluator.omitted().get(name, "it is not among the evaluation's metrics")
+            raise StatsError(f"best_by={best_by!r} cannot be kept: {name} is not computed ({why}).")
         self.save = save
         self.evaluator = evaluator
         self.every = every
@@ -273,18 +292,24 @@ class Evaluate(keras.callbacks.Callback):
         self.best_manager = best_manager
         self.best_metric = best_metric
         self.best_by = best_by
+        self._told = False
 
     def on_train_batch_end(self, batch, logs=None):
         step = _step(self.model)
         if step % self.every:
             return
         t0 = time.perf_counter()
-        scores = {"step": step}
+        scores, omitted = {"step": step}, {}
         with self.model.statistics_kept():
             for suffix, ema in (("", False), ("_ema", True)):
                 result = self.evaluator(self.model, ema)
                 scores.update({f"{k}{suffix}": v for k, v in result.items() if isinstance(v, float)})
+                omitted.update(result.get("omitted", {}))
         scores.update(num_images=self.evaluator.num_images, feature_net=self.evaluator.feature_net.name)
+        if "diversity_images" in result:
+            scores["diversity_images"] = result["diversity_images"]
+        if omitted:
+            scores["omitted"] = omitted
         scores["seconds"] = round(time.perf_counter() - t0, 1)
         with self.writer.as_default(step=step):
             for key, value in scores.items():
@@ -295,8 +320,13 @@ class Evaluate(keras.callbacks.Callback):
         finite = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in scores.items()}
         with open(self.path, "a") as f:
             f.write(json.dumps(finite, allow_nan=False) + "\n")
-        shown = " ".join(f"{k} {scores[k]:.3f}" for k in ("IS", "FID", "IS_ema", "FID_ema"))
+        keys = [f"{m}{s}" for s in ("", "_ema") for m in ("IS", "FID", "precision", "recall")]
+        shown = " ".join(f"{k} {scores[k]:.3f}" for k in dict.fromkeys([*keys, self.best_by]) if k in scores)
         print(f"eval step {step} ({scores['feature_net']}, {scores['num_images']} images) {shown}", flush=True)
-        if finite[self.best_by] is not None and scores[self.best_by] < float(self.best_metric.numpy()):
-            self.best_metric.assign(scores[self.best_by])
+        if omitted and not self._told:
+            self._told = True
+            for name, why in omitted.items():
+                print(f"eval: no {name}: {why}.", flush=True)
+        if finite.get(self.best_by) is not None and self.sign * scores[self.best_by] < float(self.best_metric.numpy()):
+            self.best_metric.assign(self.sign * scores[self.best_by])
             self.save(self.best_manager, step)

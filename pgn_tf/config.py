@@ -18,6 +18,7 @@ import numpy as np
 
 from pgn_tf import penalties
 from pgn_tf.errors import ConfigError
+from pgn_tf.eval import evaluator
 from pgn_tf.precision import PRECISIONS
 
 GIN_ROOT = "train_and_evaluate"  # a setting is named in errors as its gin binding
@@ -57,6 +58,14 @@ def _choice(choices):
     def check(name, value):
         if value not in choices:
             raise ConfigError(f"{GIN_ROOT}.{name} must be one of {choices}, got {value!r}.")
+
+    return check
+
+
+def _subset(choices):
+    def check(name, value):
+        if not isinstance(value, (tuple, list)) or not value or any(v not in choices for v in value):
+            raise ConfigError(f"{GIN_ROOT}.{name} must be a non-empty tuple of {choices}, got {value!r}.")
 
     return check
 
@@ -105,6 +114,12 @@ class LoopConfig(_Checked):
         and the outer step from which it applies (a plain copy before).
       cr: consistency-regularisation weight (0 = off).
       z_dim: latent size.
+      accumulation: gradient accumulation: each critic and generator update
+        sums the gradients of this many micro-batches of the global batch
+        (batch sizes stay global, so k never changes the experiment, G's
+        BatchNorm statistics and an SN critic's power iterations, one per
+        micro-batch, aside). Official (batch B, --accumulation k) = ours with
+        batch B * k and accumulation k.
       seed: seeds weights, data order, latents, augmentations and penalties.
     """
 
@@ -119,6 +134,7 @@ class LoopConfig(_Checked):
     ema_start: int = field(default=0, metadata={"check": _integer(0)})
     cr: float = field(default=0.0, metadata={"check": _number(0)})
     z_dim: int = field(default=128, metadata={"check": _integer(1)})
+    accumulation: int = field(default=1, metadata={"check": _integer(1)})
     seed: int = field(default=0, metadata={"check": _integer(0)})
 
     @property
@@ -135,14 +151,26 @@ class LoopConfig(_Checked):
     def conditional(self):
         return self.num_classes is not None
 
-    def check_replicas(self, replicas):
-        """Raises ConfigError unless both batch sizes split evenly over `replicas`."""
+    def __post_init__(self):
+        super().__post_init__()
         for name in ("batch_size_D", "batch_size_G"):
             value = getattr(self, name)
-            if value % replicas:
+            if value % self.accumulation:
                 raise ConfigError(
-                    f"{GIN_ROOT}.{name} = {value} does not split over {replicas} replicas; use a multiple of {replicas}."
+                    f"{GIN_ROOT}.{name} = {value} does not split into accumulation = {self.accumulation} "
+                    f"micro-batches; use a multiple of {self.accumulation}."
                 )
+
+    def check_replicas(self, replicas):
+        """Raises ConfigError unless both batch sizes split evenly over `replicas` (and then into micro-batches)."""
+        for name in ("batch_size_D", "batch_size_G"):
+            value = getattr(self, name)
+            if value % (replicas * self.accumulation):
+                unit = replicas * self.accumulation
+                what = f"{replicas} replicas" + (
+                    f" x {self.accumulation} micro-batches" if self.accumulation > 1 else ""
+                )
+                raise ConfigError(f"{GIN_ROOT}.{name} = {value} does not split over {what}; use a multiple of {unit}.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -168,8 +196,12 @@ class RunConfig(_Checked):
         when an evaluation is due, so a missing model fails at once.
       fid_stats: reference statistics (.npz: mu, sigma[, activations]);
         None: made from the training data, cached in DIR/fid_stats.<net>.npz.
-      best_by: the score ("FID" of G, as the official code) whose minimum
-        is kept in checkpoints/best/; "FID_ema" for EMA-G's.
+      best_by: the score whose best value is kept in checkpoints/best/: any
+        of `evaluator.BEST_BY`, lowest FID / KID, highest IS / precision /
+        recall / density / coverage ("FID" of G, as the official code;
+        an "_ema" suffix for EMA-G's).
+      metrics: what an evaluation computes (default all: IS, FID, KID,
+        precision, recall, density, coverage); best_by must be among them.
       jit_compile: XLA-compile the train step (single-device runs).
       precision: "float32", or a Keras mixed policy: "mixed_bfloat16" or
         "mixed_float16" (with dynamic loss scaling). The models' layers
@@ -196,7 +228,8 @@ class RunConfig(_Checked):
     num_images: int = field(metadata={"check": _integer(1)})
     feature_fn: Callable = field(metadata={"check": _component})
     fid_stats: str | None = field(metadata={"check": _optional_path})
-    best_by: str = field(metadata={"check": _choice(("FID", "FID_ema"))})
+    best_by: str = field(metadata={"check": _choice(evaluator.BEST_BY)})
+    metrics: tuple = field(metadata={"check": _subset(evaluator.METRICS)})
     log_every: int = field(metadata={"check": _integer(1)})
     jit_compile: bool = field(metadata={"check": _flag})
     precision: str = field(metadata={"check": _choice(PRECISIONS)})
@@ -216,6 +249,11 @@ class RunConfig(_Checked):
         """The flat {name: value} of every setting (inverse of from_settings)."""
         flat = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "loop"}
         return {**flat, **dataclasses.asdict(self.loop)}
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.best_by.removesuffix("_ema") not in self.metrics:
+            raise ConfigError(f"{GIN_ROOT}.best_by = {self.best_by!r} is not among {GIN_ROOT}.metrics {self.metrics}.")
 
     def evaluations_due(self, start_step):
         """Whether an evaluation falls after start_step (so the feature network must be ready)."""

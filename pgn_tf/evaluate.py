@@ -1,8 +1,11 @@
 """Scores a trained workdir: python -m pgn_tf.evaluate --workdir=DIR [--checkpoint=best|latest|PATH] [--ema] ...
 
 Rebuilds the models from DIR's operative gin config, restores the checkpoint
-and prints one JSON line: IS, IS_std, FID (and KID, KID_std when the
-reference has real activations), num_images, feature_net, checkpoint, step.
+and prints one JSON line: IS, IS_std, FID and, when the reference keeps real
+activations, KID, KID_std, precision, recall (k = 3), density and coverage
+(k = 5, on the first diversity_images samples against the cached real k-NN
+radii); "omitted" names any metric the reference cannot give and why; then
+num_images, feature_net, checkpoint, step, ema.
 """
 
 import functools

@@ -249,7 +249,9 @@ class Experiment:
                 reference = evaluator.reference_from_dataset(feature_net, dataset, num_images, loop.seed)
                 reference.save(path)
         loop = self.config.loop
-        return evaluator.Evaluator(feature_net, reference, num_images, loop.batch_size_G, loop.seed)
+        return evaluator.Evaluator(
+            feature_net, reference, num_images, loop.batch_size_G, loop.seed, metrics=self.config.metrics
+        )
 
 
 def _build_critic(critic_fn, spectral_norm, cond):

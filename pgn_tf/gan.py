@@ -79,6 +79,11 @@ def augment(images, uniforms, max_shift=0.2, fill=-1.0):
     return tf.where(inside, out, tf.cast(fill, images.dtype))
 
 
+def _rows(t, j, m):
+    """Micro-batch j's m rows of t (None stays None)."""
+    return None if t is None else t[j * m : (j + 1) * m]
+
+
 @keras.saving.register_keras_serializable(package="pgn_tf")
 class PGNGAN(keras.Model):
     """Generator, normalized critic and EMA generator, trained with `fit`.
@@ -118,7 +123,7 @@ class PGNGAN(keras.Model):
         self.ema_generator = keras.models.clone_model(generator)
         self.ema_generator.set_weights(generator.get_weights())
         self.ema_generator.trainable = False
-        self.latents = latents or self.default_latents
+        self._latent_source = latents
         self.step = keras.Variable(0, dtype="int64", trainable=False, name="step")
         self.trackers = {name: keras.metrics.Mean(name=name) for name in TRACKERS}
         self.built = True  # every part is built above
@@ -175,6 +180,10 @@ class PGNGAN(keras.Model):
             return x
         return tf.slice(x, [rid * n] + [0] * len(shape), [n] + [-1] * len(shape))
 
+    def latents(self, n, salt):
+        """z [n, z_dim] and labels [n] (or None) for this replica: the injected source's, else `default_latents`."""
+        return (self._latent_source or self.default_latents)(n, salt)
+
     def default_latents(self, n, salt):
         """z [n, z_dim] (and labels [n]) for this replica, keyed by (seed, step, salt); salts salt and salt + 1."""
         dtype = self.dtype  # the variables' dtype: float32 under a mixed policy, float64 in a float64 run
@@ -218,30 +227,48 @@ class PGNGAN(keras.Model):
         loop, replicas = self.loop, self._replicas()[1]
         b = loop.batch_size_D // replicas
         z, fake_y = self.latents(b, 4 * k)
-        fake = tf.stop_gradient(self.generate(z, fake_y))
+        fake = tf.stop_gradient(self.generate(z, fake_y))  # all b at once: no tape, so no activations kept
+        uniforms = self._random(tf.random.stateless_uniform, b, (3,), 4 * k + 2) if loop.cr > 0 else None
+        alpha = self._random(tf.random.stateless_uniform, b, (), 4 * k + 3) if loop.penalty else None
+        d_vars = self.discriminator.trainable_variables
+        m = b // loop.accumulation  # each micro-batch's mean loss / accumulation: the gradient of the batch's mean
+        grads, logs = None, {}
+        for j in range(loop.accumulation):
+            parts = (_rows(t, j, m) for t in (real, real_y, fake, fake_y, uniforms, alpha))
+            micro_grads, micro_logs = self._critic_micro_step(d_vars, m, *parts)
+            grads = micro_grads if grads is None else [a + g for a, g in zip(grads, micro_grads)]
+            for key, value in micro_logs.items():  # maxima over the micro-batches, means averaged
+                logs[key] = (
+                    value if key not in logs else (tf.maximum if key.endswith("_max") else tf.add)(logs[key], value)
+                )
+        self.d_optimizer.apply(grads, d_vars)
+        return {key: v if key.endswith("_max") else v / loop.accumulation for key, v in logs.items()}
+
+    def _critic_micro_step(self, d_vars, m, real, real_y, fake, fake_y, uniforms, alpha):
+        """(gradients of one micro-batch's share of the critic loss, its logs); the tensors are its m rows each.
+
+        m is passed, not read from real's shape: in a traced step the batch dimension is unknown.
+        """
+        loop, replicas = self.loop, self._replicas()[1]
         both = tf.concat([real, fake], axis=0)
         both_y = None if real_y is None else tf.concat([real_y, fake_y], axis=0)
-        d_vars = self.discriminator.trainable_variables
         with tf.GradientTape() as tape:
             out = self.discriminator.normalize(both, labels=both_y, training=True)
-            pred_real, pred_fake = out.f_hat[:b], out.f_hat[b:]
+            pred_real, pred_fake = out.f_hat[:m], out.f_hat[m:]
             loss, loss_real, loss_fake = self.loss_fn.critic(pred_real, pred_fake)
             cr_loss = tf.zeros((), loss.dtype)
             if loop.cr > 0:
-                uniforms = self._random(tf.random.stateless_uniform, b, (3,), 4 * k + 2)
                 aug = augment(real, tf.cast(uniforms, real.dtype))
                 pred_aug = self.discriminator(aug, labels=real_y, training=True)
                 cr_loss = tf.reduce_mean(tf.square(pred_aug - pred_real))
             total = loss + loop.cr * cr_loss
             penalty = tf.zeros((), loss.dtype)
             if loop.penalty:
-                alpha = self._random(tf.random.stateless_uniform, b, (), 4 * k + 3)
                 penalty = penalties.penalty(loop.penalty, self.discriminator, real, fake, alpha, real_y)
                 total += penalties.weight(loop.penalty, loop.penalty_weight) * penalty
-            total /= replicas  # the optimizer sums the replicas' gradients
+            total /= replicas * loop.accumulation  # the optimizer sums the replicas' gradients; we sum the parts'
             scaled = self.d_optimizer.scale_loss(total)  # float16's loss scale (unscaled by apply); else itself
-        self.d_optimizer.apply(tape.gradient(scaled, d_vars), d_vars)
-        return {
+        logs = {
             "d_loss": loss,
             "d_loss_real": loss_real,
             "d_loss_fake": loss_fake,
@@ -252,6 +279,7 @@ class PGNGAN(keras.Model):
             "grad_norm_mean": tf.reduce_mean(out.grad_norm),
             "grad_norm_max": tf.reduce_max(out.grad_norm),
         }
+        return tape.gradient(scaled, d_vars), logs
 
     def lipschitz(self, real, z, alpha, labels=None):
         """The Lipschitz monitor: ||grad_x D_out(x)|| on real images, on G(z) and on interpolates between them.
@@ -278,16 +306,29 @@ class PGNGAN(keras.Model):
         return out
 
     def generator_step(self, batch_size):
-        """The generator step on this replica's batch_size fresh latents (salts 4 n_dis, 4 n_dis + 1); its loss."""
-        z, y = self.latents(batch_size, 4 * self.loop.n_dis)
+        """The generator step on this replica's batch_size fresh latents (salts 4 n_dis, 4 n_dis + 1); its loss.
+
+        With accumulation k, G and the critic run on k micro-batches of
+        batch_size / k (G's BatchNorm then normalises each on its own, as the
+        official train_ddp.py does) and their gradients are summed.
+        """
+        loop, replicas = self.loop, self._replicas()[1]
+        z, y = self.latents(batch_size, 4 * loop.n_dis)
         g_vars = self.generator.trainable_variables
-        with tf.GradientTape() as tape:
-            # The critic is frozen here: its weights get no gradient, which lets PGN / GN skip a backward pass.
-            pred = self.discriminator.normalize(self.generate(z, y), labels=y, training=True, frozen=True).f_hat
-            loss = self.loss_fn.generator(pred)
-            scaled = self.g_optimizer.scale_loss(loss / self._replicas()[1])
-        self.g_optimizer.apply(tape.gradient(scaled, g_vars), g_vars)
-        return loss
+        m = batch_size // loop.accumulation
+        grads, loss_sum = None, 0.0
+        for j in range(loop.accumulation):
+            zj, yj = _rows(z, j, m), _rows(y, j, m)
+            with tf.GradientTape() as tape:
+                # The critic is frozen here: its weights get no gradient, which lets PGN / GN skip a backward pass.
+                pred = self.discriminator.normalize(self.generate(zj, yj), labels=yj, training=True, frozen=True).f_hat
+                loss = self.loss_fn.generator(pred)
+                scaled = self.g_optimizer.scale_loss(loss / (replicas * loop.accumulation))
+            micro = tape.gradient(scaled, g_vars)
+            grads = micro if grads is None else [a + g for a, g in zip(grads, micro)]
+            loss_sum += loss
+        self.g_optimizer.apply(grads, g_vars)
+        return loss_sum / loop.accumulation
 
     def _update_ema(self):
         before_start = self.step < self.loop.ema_start

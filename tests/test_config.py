@@ -2,6 +2,7 @@
 
 import shutil
 
+import pytest
 from conftest import ROOT, assert_same_checkpoints
 
 from pgn_tf import train
@@ -18,3 +19,82 @@ def test_a_run_written_before_the_refactor_restores_and_resumes(tmp_path, capsys
     assert code == 0, err
     assert f"Resuming from {wd}/checkpoints/ckpt-2 at step 2." in out
     assert_same_checkpoints(wd / "checkpoints" / "ckpt-3", f"{OLD_RUN}/step3/ckpt-3", atol=1e-9)
+
+
+def test_the_gin_roots_defaults_are_the_configs():
+    """train_and_evaluate's signature (the gin contract) and the config fields agree on every default."""
+    import dataclasses
+    import inspect
+
+    from pgn_tf import train_lib
+    from pgn_tf.config import LoopConfig, RunConfig
+
+    signature = inspect.signature(train_lib.settings).parameters
+    loop_fields = {f.name: f.default for f in dataclasses.fields(LoopConfig)}
+    run_fields = {f.name for f in dataclasses.fields(RunConfig)} - {"loop"}
+    assert set(signature) == set(loop_fields) | run_fields  # each setting is a field, once
+    for name, default in loop_fields.items():
+        assert signature[name].default == default, name
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ({"total_steps": "ten"}, "train_and_evaluate.total_steps must be an integer >= 1, got 'ten' (str)."),
+        ({"ema_decay": 1.5}, "train_and_evaluate.ema_decay must be a number >= 0 and <= 1, got 1.5 (float)."),
+        ({"lr_D": 0}, "train_and_evaluate.lr_D must be a number > 0, got 0 (int)."),
+        ({"jit_compile": 1}, "train_and_evaluate.jit_compile must be True or False, got 1 (int)."),
+        ({"accumulation": 3}, "batch_size_D = 64 does not split into accumulation = 3 micro-batches"),
+    ],
+)
+def test_a_bad_setting_is_one_config_error_naming_its_binding(bad, message):
+    import gin
+
+    from pgn_tf import data, errors, losses, train_lib
+
+    gin.clear_config()
+    parts = {"dataset_fn": data.digits, "generator_fn": print, "critic_fn": print, "loss_fn": losses.get}
+    with pytest.raises(errors.ConfigError) as info:
+        train_lib.settings(**parts, **bad)
+    assert message in errors.first_line(info.value)
+
+
+def _accumulated_step(accumulation, penalty="gp1"):
+    """Weights after one outer step (n_dis 2, CR, a penalty, PGN) of a BatchNorm-free 8x8 GAN, in float64, SGD."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from pgn_tf import experiment, losses, train_lib
+
+    def generator(z_dim):
+        z = keras.Input((z_dim,))
+        return keras.Model(z, keras.layers.Reshape((8, 8, 3))(keras.layers.Dense(192, activation="tanh")(z)))
+
+    def critic():
+        x = keras.Input((8, 8, 3))
+        h = keras.layers.Dense(16, activation="relu")(keras.layers.Flatten()(x))
+        return keras.Model(x, keras.layers.Dense(1)(h))
+
+    images = tf.constant(np.random.default_rng(0).uniform(-1, 1, (16, 8, 8, 3)), tf.float32)
+    sgd = lambda learning_rate: keras.optimizers.SGD(learning_rate)
+    config = train_lib.settings(
+        dataset_fn=lambda batch_size, seed, start_step: None, generator_fn=generator, critic_fn=critic,
+        loss_fn=lambda: losses.bce, d_optimizer=sgd, g_optimizer=sgd, lr_D=0.5, lr_G=0.5, z_dim=6, n_dis=2,
+        batch_size_D=8, batch_size_G=8, cr=1.0, penalty=penalty, accumulation=accumulation, precision="float64",
+    )  # fmt: skip
+    gan = experiment.build(config, "unused").gan
+    batches = tf.data.Dataset.from_tensor_slices((images, tf.zeros((16,), tf.int32))).batch(16)  # batch dim unknown
+    gan.fit(batches, epochs=1, steps_per_epoch=1, verbose=0, shuffle=False)  # traced, as training runs it
+    return [v.numpy() for v in gan.generator.weights + gan.discriminator.weights]
+
+
+def test_gradient_accumulation_computes_the_one_batch_step():
+    """k micro-batches of batch / k give the global batch's step (to float64 rounding), critic and generator."""
+    import numpy as np
+
+    one = _accumulated_step(1)
+    for k in (2, 4):
+        for a, b in zip(one, _accumulated_step(k)):
+            np.testing.assert_allclose(b, a, rtol=0, atol=1e-12)
+    assert max(float(np.abs(a - b).max()) for a, b in zip(one, _accumulated_step(1, penalty=None))) > 1e-6

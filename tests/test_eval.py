@@ -1,18 +1,22 @@
 """Evaluation: TF-GAN metrics against numpy/scipy, Inception loading (fake SavedModel), digits classifier, CLI."""
 
+import contextlib
+import glob
 import json
 import os
 import subprocess
 import sys
 import time
 
+import gin
 import numpy as np
 import pytest
 import scipy.linalg
+import tensorflow as tf
 from conftest import ROOT, load_tool, make_fake_inception
 
-from pgn_tf import data
-from pgn_tf.eval import digits_classifier, features, inception, metrics, stats
+from pgn_tf import callbacks, data
+from pgn_tf.eval import digits_classifier, diversity, evaluator, features, inception, metrics, stats
 
 
 def _softmax(x):
@@ -124,6 +128,155 @@ def test_reference_roundtrip_and_official_layout(tmp_path):
         stats.Reference.load(str(tmp_path / "bad.npz"))
 
 
+_radii = diversity.knn_radii  # the real one, for the fakes while it is patched
+
+
+def test_reference_caches_the_real_radii_and_old_files_still_load(tmp_path, monkeypatch):
+    rng = np.random.default_rng(7)
+    pool = rng.normal(size=(300, 6)).astype(np.float32)
+    ref = stats.Reference.from_activations(pool, "inception", kid_images=120)
+    assert sorted(ref.radii) == [3, 5]
+    ref.save(str(tmp_path / "r.npz"))
+    back = stats.Reference.load(str(tmp_path / "r.npz"))
+    for k in (3, 5):  # the cached radii are the radii of the kept activations
+        np.testing.assert_array_equal(back.radii[k], diversity.knn_radii(back.activations, k))
+    fake_logits, fake_pool = rng.normal(size=(200, 10)), rng.normal(size=(200, 6)).astype(np.float32) + 0.5
+    with monkeypatch.context() as m:  # an evaluation against a new reference never measures the real radii again
+        m.setattr(
+            diversity, "knn_radii", lambda x, k, c=0: pytest.fail("recomputed") if len(x) == 120 else _radii(x, k)
+        )
+        cached = back.scores(fake_logits, fake_pool)
+    assert set(stats.DIVERSITY) <= cached.keys() and "omitted" not in cached
+    assert cached["recall"] == diversity.scores(back.activations, fake_pool)["recall"]
+    # Made before radii were stored: computed once from its activations, the same numbers.
+    np.savez(tmp_path / "old.npz", mu=ref.mu, sigma=ref.sigma, activations=ref.activations)
+    old = stats.Reference.load(str(tmp_path / "old.npz"))
+    assert old.radii == {}
+    assert {k: v for k, v in old.scores(fake_logits, fake_pool).items() if k in stats.DIVERSITY} == {
+        k: cached[k] for k in stats.DIVERSITY
+    }
+    np.testing.assert_array_equal(old.radii[5], back.radii[5])
+    # The official layout (mu, sigma only): the k-NN metrics and KID are omitted, each with its reason.
+    official = stats.Reference(ref.mu, ref.sigma).scores(fake_logits, fake_pool)
+    assert not set(stats.DIVERSITY) & official.keys() and "KID" not in official
+    assert sorted(official["omitted"]) == ["KID", *sorted(stats.DIVERSITY)]
+    assert "compute_fid_stats" in official["omitted"]["recall"]
+    few = stats.Reference.from_activations(pool[:5], kid_images=5)  # too few reals for k = 5, enough for k = 3
+    assert sorted(few.radii) == [3] and sorted(few.omitted()) == ["coverage", "density"]
+    np.savez(tmp_path / "bad_radii.npz", mu=ref.mu, sigma=ref.sigma, activations=ref.activations, knn_radii_k3=[1.0])
+    with pytest.raises(stats.StatsError, match="k-NN radii"):
+        stats.Reference.load(str(tmp_path / "bad_radii.npz"))
+
+
+class _FakeGAN:
+    z_dim, num_classes, conditional = 48, 1, False
+
+    def generate(self, z, y, ema):
+        return tf.reshape(tf.tanh(tf.constant(z) + (0.5 if ema else 0.0)), (-1, 4, 4, 3))
+
+
+def _net():
+    return features.FeatureNet("fake_net", lambda x: {"logits": tf.reshape(x, (-1, 48))[:, :10], "pool_3": x}, 4)
+
+
+def test_evaluator_selects_metrics_and_scores_diversity():
+    real = np.tanh(np.random.default_rng(8).normal(size=(80, 4, 4, 3))).astype(np.float32)
+    ref = evaluator.reference_from_dataset(
+        _net(), tf.data.Dataset.from_tensor_slices((real, np.zeros(80))).batch(16), 80
+    )
+    assert sorted(ref.radii) == [3, 5]  # what train_lib and tools/compute_fid_stats.py save
+    full = evaluator.Evaluator(_net(), ref, 60, 16, diversity_images=50)(_FakeGAN(), ema=False)
+    assert set(stats.METRICS) <= full.keys() and full["diversity_images"] == 50 and "omitted" not in full
+    assert all(0 <= full[m] <= 1 for m in ("precision", "recall", "coverage"))
+    some = evaluator.Evaluator(_net(), ref, 60, 16, metrics=("FID", "recall"))
+    assert some.available() == ("FID", "recall")
+    got = some(_FakeGAN(), ema=False)
+    assert sorted(k for k, v in got.items() if isinstance(v, float)) == ["FID", "recall"]
+    assert got["FID"] == full["FID"] and got["recall"] != full["recall"]  # 60 fakes instead of 50
+    assert "IS" not in evaluator.Evaluator(_net(), ref, 60, 16, metrics="FID")(_FakeGAN(), True)
+    with pytest.raises(ValueError, match="metrics must be"):
+        evaluator.Evaluator(_net(), ref, 60, 16, metrics=("FID", "fid"))
+    official = evaluator.Evaluator(_net(), stats.Reference(ref.mu, ref.sigma), 60, 16)
+    assert official.available() == ("IS", "FID") and "compute_fid_stats" in official.omitted()["coverage"]
+
+
+def test_best_by_names_and_directions():
+    assert set(stats.METRICS) < set(evaluator.BEST_BY) and "recall_ema" in evaluator.BEST_BY
+    assert [evaluator.direction(n) for n in ("FID", "KID_ema", "IS", "precision", "recall_ema", "density")] == [
+        "min", "min", "max", "max", "max", "max",
+    ]  # fmt: skip
+    for bad in ("fid", "IS_std", "recall_ema_ema"):
+        with pytest.raises(ValueError, match="best_by must be one of"):
+            evaluator.direction(bad)
+
+
+class _ScriptedScorer:
+    """An evaluator whose scores are given per step: {step: {name: value}} (EMA-G's are G's + 0.01)."""
+
+    num_images = 10
+    feature_net = type("Net", (), {"name": "fake_net"})
+
+    def __init__(self, script, available=stats.METRICS):
+        self.script, self._available, self.step = script, available, None
+
+    def available(self):
+        return self._available
+
+    def omitted(self):
+        return {m: "the reference keeps no real activations" for m in stats.METRICS if m not in self._available}
+
+    def __call__(self, gan, ema):
+        return {k: v + 0.01 * ema for k, v in self.script[int(gan.step.numpy())].items()}
+
+
+class _FakeModel:
+    def __init__(self):
+        self.step = tf.Variable(0, dtype=tf.int64)
+
+    @contextlib.contextmanager
+    def statistics_kept(self):
+        yield
+
+
+@pytest.mark.parametrize("best_by, kept", [("recall", [1, 3]), ("FID", [1, 2]), ("coverage_ema", [1, 4])])
+def test_evaluate_callback_keeps_the_best_checkpoint_in_each_direction(best_by, kept, tmp_path):
+    script = {
+        1: {"FID": 30.0, "recall": 0.2, "coverage": 0.1},
+        2: {"FID": 20.0, "recall": 0.1, "coverage": 0.1},
+        3: {"FID": 25.0, "recall": 0.6, "coverage": 0.05},
+        4: {"FID": 40.0, "recall": 0.5, "coverage": 0.7},
+    }
+    saved, best = [], tf.Variable(np.inf, dtype=tf.float64)
+    writer = tf.summary.create_file_writer(str(tmp_path))
+    cb = callbacks.Evaluate(
+        _ScriptedScorer(script), 1, writer, str(tmp_path), lambda m, s: saved.append(s), "best", best, best_by
+    )
+    model = _FakeModel()
+    cb.set_model(model)
+    for step in script:
+        model.step.assign(step)
+        cb.on_train_batch_end(0)
+    assert saved == kept
+    value = script[kept[-1]][best_by.removesuffix("_ema")] + 0.01 * best_by.endswith("_ema")
+    assert float(best.numpy()) == pytest.approx(value if best_by == "FID" else -value)  # oriented: lower is better
+    lines = [json.loads(line) for line in (tmp_path / "eval.jsonl").read_text().splitlines()]
+    assert [e["recall"] for e in lines] == [0.2, 0.1, 0.6, 0.5] and lines[0]["coverage_ema"] == pytest.approx(0.11)
+    tags = set()
+    for event_file in glob.glob(str(tmp_path / "events.out.tfevents.*")):
+        for event in tf.compat.v1.train.summary_iterator(event_file):
+            tags |= {v.tag for v in event.summary.value}
+    assert {"eval_fake_net/recall", "eval_fake_net/coverage_ema", "eval_fake_net/FID"} <= tags
+
+
+def test_evaluate_callback_refuses_a_best_by_it_cannot_keep(tmp_path):
+    writer = tf.summary.create_file_writer(str(tmp_path))
+    args = (1, writer, str(tmp_path), None, "best", tf.Variable(np.inf, dtype=tf.float64))
+    with pytest.raises(ValueError, match="best_by must be one of"):
+        callbacks.Evaluate(_ScriptedScorer({}), *args, best_by="Recall")
+    with pytest.raises(stats.StatsError, match="recall is not computed .the reference keeps no real activations"):
+        callbacks.Evaluate(_ScriptedScorer({}, available=("IS", "FID")), *args, best_by="recall_ema")
+
+
 def test_digits_classifier_is_accurate_cached_and_separates():
     net = digits_classifier.load_digits_classifier()
     images, labels = data.digits_arrays(32)
@@ -182,7 +335,9 @@ def test_training_evaluates_keeps_best_and_evaluate_cli(tmp_path, fake_inception
     for e in lines:
         assert e["feature_net"] == "inception" and e["num_images"] == 20
         assert all(np.isfinite(e[k]) for k in ("IS", "IS_std", "FID", "KID", "IS_ema", "FID_ema", "KID_ema"))
-    assert os.path.isfile(os.path.join(wd, "fid_stats.inception.npz"))
+        assert all(0 <= e[f"{m}{s}"] <= 1 for m in ("precision", "recall", "coverage") for s in ("", "_ema"))
+        assert e["density"] >= 0 and e["diversity_images"] == 20 and "omitted" not in e
+    assert sorted(stats.Reference.load(os.path.join(wd, "fid_stats.inception.npz")).radii) == [3, 5]
     best_step = min(lines, key=lambda e: e["FID"])["step"]
     assert os.path.isfile(os.path.join(wd, "checkpoints", "best", f"ckpt-{best_step}.index"))
     assert "eval step 2 (inception, 20 images)" in r.stdout
@@ -192,6 +347,9 @@ def test_training_evaluates_keeps_best_and_evaluate_cli(tmp_path, fake_inception
     out = json.loads(r.stdout.strip().splitlines()[-1])
     assert out["step"] == best_step and out["num_images"] == 20 and out["feature_net"] == "inception"
     assert out["FID"] == pytest.approx(min(e["FID"] for e in lines), rel=1e-4)  # same latents, same weights
+    best = next(e for e in lines if e["step"] == best_step)
+    for m in stats.DIVERSITY:  # rounding may move at most one of the 20 samples across a ball's edge
+        assert out[m] == pytest.approx(best[m], abs=1 / 20 + 1e-9), m
     r = _cli("pgn_tf.evaluate", f"--workdir={wd}", "--ema", "--num_images=20")
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout.strip().splitlines()[-1])["FID"] == pytest.approx(lines[-1]["FID_ema"], rel=1e-4)
@@ -205,6 +363,49 @@ def test_training_evaluates_keeps_best_and_evaluate_cli(tmp_path, fake_inception
         r = _cli("pgn_tf.evaluate", *args)
         errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
         assert r.returncode == 2 and len(errors) == 1 and needle in errors[0] and "Traceback" not in r.stderr, r.stderr
+
+
+def _coarse_features():
+    """3x3 area-pooled grey levels, centred and scaled per image: a space where digits and a new G's samples overlap."""
+
+    def fn(images):
+        pool = tf.reshape(tf.reduce_mean(tf.image.resize(images, (3, 3), method="area"), axis=-1), (-1, 9))
+        pool -= tf.reduce_mean(pool, axis=1, keepdims=True)
+        pool /= tf.sqrt(tf.reduce_sum(tf.square(pool), axis=1, keepdims=True) + 1e-12)
+        return {"logits": 3.0 * pool, "pool_3": pool}
+
+    return features.FeatureNet("coarse", fn, 9)
+
+
+def test_training_keeps_the_checkpoint_with_the_highest_recall(tmp_path):
+    from pgn_tf import train, train_lib
+
+    wd = str(tmp_path / "run")
+    params = [
+        "train_and_evaluate.total_steps=10", "train_and_evaluate.eval_every=2", "train_and_evaluate.num_images=100",
+        "train_and_evaluate.log_every=10", "train_and_evaluate.sample_every=10", "train_and_evaluate.save_every=10",
+        "train_and_evaluate.batch_size_D=8", "train_and_evaluate.batch_size_G=20", "train_and_evaluate.best_by='recall'",
+        "dcgan.generator.width=0.0625", "dcgan.critic.width=0.0625",
+        "train_and_evaluate.lr_D=0.01", "train_and_evaluate.lr_G=0.01",  # G's samples change between evaluations
+    ]  # fmt: skip
+    gin.clear_config()
+    try:
+        train.parse_gin(["quickstart.gin"], params)
+        with gin.unlock_config():
+            gin.bind_parameter("train_and_evaluate.feature_fn", _coarse_features)
+        train_lib.train_and_evaluate(wd)
+    finally:
+        gin.clear_config()
+    with open(os.path.join(wd, "eval.jsonl")) as f:
+        lines = [json.loads(line) for line in f]
+    shown = [(e["step"], e["recall"], e["FID"]) for e in lines]
+    assert [e["step"] for e in lines] == [2, 4, 6, 8, 10] and len({e["recall"] for e in lines}) > 2, shown
+    best = max(lines, key=lambda e: e["recall"])  # the first of equal recalls: only a rise replaces it
+    assert best["step"] != min(lines, key=lambda e: e["FID"])["step"], shown  # so best_by="FID" would keep another
+    path = tf.train.latest_checkpoint(os.path.join(wd, "checkpoints", "best"))
+    assert path.endswith(f"ckpt-{best['step']}"), shown
+    # The checkpoint's best_metric is the score oriented so lower is better: minus the recall.
+    assert tf.train.load_checkpoint(path).get_tensor("best_metric/.ATTRIBUTES/VARIABLE_VALUE") == -best["recall"]
 
 
 def test_compute_fid_stats_tool(tmp_path, fake_inception):

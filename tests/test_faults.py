@@ -29,7 +29,10 @@ ARGS = [
     "--gin_param=train_and_evaluate.eval_every=8",
     "--gin_param=train_and_evaluate.num_images=20",
     f"--gin_param=train_and_evaluate.total_steps={TOTAL}",
+    # float64: a resumed run must give the uninterrupted run's weights to rounding (EXACT), on any CPU.
+    "--gin_param=train_and_evaluate.precision='float64'",
 ]
+EXACT = 1e-9
 
 # Runs pgn_tf.train as `python -m` would, deterministically, with one fault injected by $FAULT at step $AT:
 # step: SIGKILL inside the traced step AT (after the G update, before EMA); save: SIGKILL once ckpt-AT is written but before the checkpoint list names it;
@@ -120,7 +123,7 @@ def test_kill_9_then_restart_ends_with_the_uninterrupted_weights(fault, at, resu
     code, out, err = _run(workdir)
     assert code == 0, err[-3000:]
     assert f"at step {resumes_at}." in out and _steps_logged(out) == list(range(resumes_at + 1, TOTAL + 1))
-    assert_same_checkpoints(workdir / "checkpoints", uninterrupted / "checkpoints", atol=1e-6)
+    assert_same_checkpoints(workdir / "checkpoints", uninterrupted / "checkpoints", atol=EXACT)
     evals = [json.loads(line)["step"] for line in (workdir / "eval.jsonl").read_text().splitlines()]
     assert evals[-1] == 8 and evals.count(8) == 1 + (fault == "save")  # saved after its evaluation, so scored twice
 
@@ -156,7 +159,7 @@ def test_a_signal_saves_the_step_reached_and_a_restart_loses_nothing(sig, uninte
         for event in tf.compat.v1.train.summary_iterator(event_file):
             tb_steps += [event.step for v in event.summary.value if v.tag == "train/d_loss"]
     assert sorted(tb_steps) == list(range(1, TOTAL + 1))
-    assert_same_checkpoints(workdir / "checkpoints", uninterrupted / "checkpoints", atol=1e-6)
+    assert_same_checkpoints(workdir / "checkpoints", uninterrupted / "checkpoints", atol=EXACT)
 
 
 def _all_checkpoints(workdir):
@@ -305,8 +308,11 @@ BAD_BINDINGS = {
     "train_and_evaluate.lr_G='fast'": "lr_G must be a number > 0, got 'fast' (str)",
     "train_and_evaluate.ema_decay=1.5": "ema_decay must be a number >= 0 and <= 1, got 1.5",
     "train_and_evaluate.cr=True": "cr must be a number >= 0, got True (bool)",
-    "train_and_evaluate.best_by='fid'": "best_by must be one of ('FID', 'FID_ema'), got 'fid'",
-    "train_and_evaluate.precision='bf16'": "precision must be one of ('float32', 'mixed_bfloat16', 'mixed_float16')",
+    "train_and_evaluate.best_by='fid'": "best_by must be one of ('IS', 'FID', 'KID', 'precision', 'recall', ",
+    "train_and_evaluate.metrics=('IS',)": "best_by = 'FID' is not among train_and_evaluate.metrics ('IS',)",
+    "train_and_evaluate.metrics=('FID', 'modes')": "metrics must be a non-empty tuple of ('IS', 'FID', ",
+    "train_and_evaluate.accumulation=0": "accumulation must be an integer >= 1, got 0",
+    "train_and_evaluate.precision='bf16'": "precision must be one of ('float32', 'mixed_bfloat16', 'mixed_float16', 'float64')",
     "train_and_evaluate.jit_compile=1": "jit_compile must be True or False, got 1 (int)",
     "train_and_evaluate.fid_stats=3": "fid_stats must be a path or None, got 3 (int)",
     "train_and_evaluate.dataset_fn='digits'": "dataset_fn must be a configurable (e.g. @data.digits), got 'digits'",

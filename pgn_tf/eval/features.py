@@ -24,7 +24,7 @@ class FeatureNet:
         self._run = tf.function(self._forward, reduce_retracing=True)
 
     def _forward(self, images):
-        images = tf.convert_to_tensor(images, tf.float32)
+        images = tf.cast(images, tf.float32)  # a float64 run's samples too
         if images.shape[1] != self.image_size or images.shape[2] != self.image_size:
             images = tf.image.resize(images, (self.image_size, self.image_size), method="bilinear")
         out = self._fn(images)

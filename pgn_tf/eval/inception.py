@@ -16,14 +16,11 @@ import urllib.parse
 import tensorflow as tf
 
 from pgn_tf.data import host_reachable
+from pgn_tf.errors import InceptionError
 from pgn_tf.eval.features import FeatureNet
 
 INCEPTION_TFHUB = "https://tfhub.dev/tensorflow/tfgan/eval/inception/1"
 IMAGE_SIZE = 299
-
-
-class InceptionError(ValueError):
-    """The Inception model cannot be found or does not look like the GAN-evaluation Inception."""
 
 
 def cache_dir(handle=INCEPTION_TFHUB):
