@@ -14,6 +14,7 @@ from conftest import ROOT
 from pgn_tf import train
 from pgn_tf.benchmark import __main__ as bench_cli
 from pgn_tf.benchmark import metrics, report, run, suites
+from pgn_tf.eval import diversity
 
 
 def test_mixture_means_are_the_protocol():
@@ -135,9 +136,16 @@ def test_stacked_digits_scores_channels_with_the_digits_classifier(tmp_path):
     small = suites.stacked_digits_suite()._replace(eval_every=2, num_samples=50)
     scorer = run.Scorer(small, seed=0)
     x, triple = (t.numpy() for t in next(iter(suites.stacked_digits_dataset(64, seed=5))))
-    assert np.mean(scorer.triples(x) == triple) > 0.8  # real stacks are read back (3 digits at ~97% each)
+    triples, features = scorer.classify(x)
+    assert np.mean(triples == triple) > 0.8  # real stacks are read back (3 digits at ~97% each)
+    assert features.shape[0] == 64 and features.shape[1] % 3 == 0  # three channels' features side by side
     rows = run.run([small], ["pgn"], [0], str(tmp_path), steps=2)
     assert rows[-1]["hq"] is None and 1 <= rows[-1]["modes"] <= 50
+    assert all(0.0 <= rows[-1][k] <= 1.0 for k in ("precision", "recall", "coverage")) and rows[-1]["density"] >= 0
+    # Real stacks against other real stacks: recall and coverage near 1, far above an untrained G's.
+    real = scorer.classify(next(iter(suites.stacked_digits_dataset(50, seed=9)))[0].numpy())[1]
+    assert diversity.scores(scorer.real, real)["coverage"] > rows[-1]["coverage"]
+    assert "| recall | coverage |" in report.summary(rows)
     assert os.path.isfile(tmp_path / "samples" / "stacked_digits_pgn_seed0.png")
     assert report.plots(str(tmp_path), rows)[0].endswith("stacked_digits_samples.png")
 

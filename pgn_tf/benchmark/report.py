@@ -21,6 +21,9 @@ def _final_rows(rows):
     return out
 
 
+DIVERSITY = ("recall", "coverage")  # the image-scale diversity measures shown beside modes and KL
+
+
 def _mean_std(values, digits):
     values = [v for v in values if v is not None]
     if not values:
@@ -37,16 +40,21 @@ def summary(rows, command=None, notes=()):
     for suite, methods in sorted(_final_rows(rows).items()):
         total = len(suites.MIXTURES[suite][0]) if suite in suites.MIXTURES else 1000
         lines += ["", f"## {suite} ({total} modes)", ""]
+        # Recall / coverage (digits-classifier features) where the rows have them: stacked digits since issue 20.
+        extra = [k for k in DIVERSITY if any(r.get(k) is not None for rs in methods.values() for r in rs)]
         lines += [
-            "| method | seeds | step | modes | hq | kl | seconds / run | modes per seed |",
-            "|---|---|---|---|---|---|---|---|",
+            "| method | seeds | step | modes | hq | kl | "
+            + "".join(f"{k} | " for k in extra)
+            + "seconds / run | modes per seed |",
+            "|---|---|---|---|---|---|" + "---|" * len(extra) + "---|---|",
         ]
         for method, rs in methods.items():
             per_seed = ", ".join(f"{r['seed']}: {r['modes']}" for r in rs)
             lines.append(
                 f"| {method} | {len(rs)} | {rs[0]['step']} | {_mean_std([r['modes'] for r in rs], 1)} | "
                 f"{_mean_std([r['hq'] for r in rs], 3)} | {_mean_std([r['kl'] for r in rs], 3)} | "
-                f"{np.mean([r['seconds'] for r in rs]):.0f} | {per_seed} |"
+                + "".join(f"{_mean_std([r.get(k) for r in rs], 3)} | " for k in extra)
+                + f"{np.mean([r['seconds'] for r in rs]):.0f} | {per_seed} |"
             )
     return "\n".join(lines) + "\n"
 

@@ -12,9 +12,11 @@ import tensorflow as tf
 
 from pgn_tf import cli, experiment, losses, optimizers, train_lib
 from pgn_tf.benchmark import metrics, suites
+from pgn_tf.eval import diversity
 
 METHODS = ("pgn", "gn", "sn", "gp1", "gp0", "r1", "none")
 SAMPLE_BATCH = 1000  # generated images per call when scoring stacked digits
+REAL_SEED = 10_000  # + the run's seed: the real stacked digits recall / coverage are measured against
 
 
 def run_config(suite, method, seed, steps):
@@ -51,6 +53,13 @@ class Scorer:
             from pgn_tf.eval import digits_classifier
 
             self.classifier = digits_classifier.load_digits_classifier()
+            # The real side of recall / coverage: as many real images as samples, drawn once (seeded).
+            real = next(iter(suites.stacked_digits_dataset(suite.num_samples, seed=REAL_SEED + seed)))[0].numpy()
+            self.real = self.classify(real)[1]
+            self.radii = {
+                k: diversity.knn_radii(self.real, k)
+                for k in (diversity.K_PRECISION_RECALL, diversity.K_DENSITY_COVERAGE)
+            }
 
     def samples(self, gan):
         """G's samples for the fixed latents (batch statistics, as all sampling here; BN statistics kept)."""
@@ -64,15 +73,23 @@ class Scorer:
         if self.classifier is None:
             means, std = suites.MIXTURES[self.suite.name]
             return metrics.mixture_metrics(x, means, std), x
-        return {**metrics.stacked_metrics(self.triples(x)), "hq": None}, x
+        triples, features = self.classify(x)
+        radii = [self.radii[diversity.K_PRECISION_RECALL], self.radii[diversity.K_DENSITY_COVERAGE]]
+        return {**metrics.stacked_metrics(triples), "hq": None, **diversity.scores(self.real, features, *radii)}, x
 
-    def triples(self, images):
-        """Each channel classified as a digit: [N, 32, 32, 3] -> [N] ints 100 * d_r + 10 * d_g + d_b."""
-        digits = []
+    def classify(self, images):
+        """Each channel through the digits classifier: [N, 32, 32, 3] -> (triples [N], features [N, 3 F]).
+
+        triples: ints 100 * d_r + 10 * d_g + d_b; features: the three
+        channels' pool features side by side (what recall / coverage compare).
+        """
+        digits, features = [], []
         for c in range(3):
             channel = np.repeat(images[..., c : c + 1], 3, axis=-1)  # the classifier's grey-over-RGB format
-            digits.append(np.argmax(self.classifier(channel)[0], axis=1))
-        return digits[0] * 100 + digits[1] * 10 + digits[2]
+            logits, pool = self.classifier(channel)
+            digits.append(np.argmax(logits, axis=1))
+            features.append(np.asarray(pool, np.float32))
+        return digits[0] * 100 + digits[1] * 10 + digits[2], np.concatenate(features, axis=1)
 
 
 def classifier_accuracy():
