@@ -132,21 +132,23 @@ def test_one_fit_step_every_baseline(arch):
 
 @pytest.mark.parametrize("arch", ["dcgan.32", "resnet.32", "biggan.32"])
 def test_compiled_fit_matches_eager(arch):
-    nets = (models.build_generator(arch, z_dim=8, width=0.0625), models.build_critic(arch, width=0.0625))
-    start = [v.numpy().copy() for v in nets[0].weights + nets[1].weights]
-    results = []
-    for eager in (True, False):
-        for v, value in zip(nets[0].weights + nets[1].weights, start):
-            v.assign(value)
-        # SGD: Adam would turn float noise in zero gradients (biases before BatchNorm) into +-lr steps.
-        sgd = lambda: keras.optimizers.SGD(0.05)
-        gan, ds = _small_gan(arch, "hinge", "pgn", n_dis=2, cr=1.0, nets=nets, run_eagerly=eager, opt=sgd)
-        gan.fit(ds, epochs=1, steps_per_epoch=2, verbose=0)
-        results.append([v.numpy() for v in gan.generator.weights + gan.discriminator.weights])
+    """Two fit steps (n_dis 2, CR, Adam) eagerly and compiled: the same weights to float64 rounding."""
+    from pgn_tf import precision
+
+    with precision.scope("float64"):
+        nets = (models.build_generator(arch, z_dim=8, width=0.0625), models.build_critic(arch, width=0.0625))
+        start = [v.numpy().copy() for v in nets[0].weights + nets[1].weights]
+        results = []
+        for eager in (True, False):
+            for v, value in zip(nets[0].weights + nets[1].weights, start):
+                v.assign(value)
+            gan, ds = _small_gan(arch, "hinge", "pgn", n_dis=2, cr=1.0, nets=nets, run_eagerly=eager)
+            gan.fit(ds, epochs=1, steps_per_epoch=2, verbose=0)
+            results.append([v.numpy() for v in gan.generator.weights + gan.discriminator.weights])
     moved = max(np.abs(a - b).max() for a, b in zip(results[0], start))
-    assert moved > 1e-3
-    for a, b in zip(*results):  # biases before BatchNorm hold float noise ~1e-5
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=5e-5)
+    assert moved > 1e-3 and results[0][0].dtype == np.float64
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-9)
 
 
 def test_train_step_counts_and_ema():
