@@ -13,6 +13,7 @@ import tensorflow as tf
 from pgn_tf import faults
 from pgn_tf.eval import evaluator as eval_lib
 from pgn_tf.eval.stats import StatsError
+from pgn_tf.gan import DIAGNOSTICS
 
 
 def image_grid(images, cols=8):
@@ -29,9 +30,11 @@ def image_grid(images, cols=8):
 
 
 def tag(key):
-    """The TensorBoard tag of a logged value, grouped: train/ (losses, speed), pgn/ (f_hat, ||grad||), lr/."""
+    """A logged value's TensorBoard tag: train/ (losses, speed), pgn/ (f_hat, ||grad||), critic/ (DIAGNOSTICS), lr/."""
     if key.startswith(("f_hat", "grad_norm")):
         return f"pgn/{key}"
+    if key in DIAGNOSTICS:
+        return f"critic/{key}"
     if key.startswith("lr_"):
         return f"lr/{key[3:]}"
     return f"train/{key}"
@@ -73,7 +76,7 @@ class StepLogger(keras.callbacks.Callback):
         self.writer.flush()
         loop = self.model.loop
         keys = ["d_loss", "g_loss"] + ["cr_loss"] * (loop.cr > 0) + ["penalty"] * bool(loop.penalty)
-        shown = " ".join(f"{k} {logs[k]:.4f}" for k in keys + ["f_hat_mean"] if k in logs)
+        shown = " ".join(f"{k} {logs[k]:.4f}" for k in keys + ["f_hat_mean", "accuracy"] if k in logs)
         print(
             f"step {step}/{self.total_steps} {shown} | {rate:.2f} steps/s ETA {time.strftime('%H:%M:%S', time.gmtime(eta))}",
             file=self.stream,

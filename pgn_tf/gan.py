@@ -10,6 +10,18 @@ from pgn_tf import penalties
 from pgn_tf.config import LoopConfig
 from pgn_tf.normalization import PGNDiscriminator
 
+# What the critic does, every log_every for every method (TensorBoard critic/): the raw output f on reals and
+# fakes, the raw input-gradient norm (beside pgn/grad_norm, PGN's denominator), the share of samples on their
+# side (f_hat > 0 for reals, < 0 for fakes) and the share of saturated outputs, |f_hat| > 0.99.
+DIAGNOSTICS = (
+    "f_real_mean",
+    "f_real_std",
+    "f_fake_mean",
+    "f_fake_std",
+    "input_grad_norm_mean",
+    "accuracy",
+    "saturated",
+)
 TRACKERS = (
     "d_loss",
     "d_loss_real",
@@ -21,6 +33,7 @@ TRACKERS = (
     "f_hat_max",
     "grad_norm_mean",
     "grad_norm_max",
+    *DIAGNOSTICS,
 )
 
 
@@ -77,6 +90,22 @@ def augment(images, uniforms, max_shift=0.2, fill=-1.0):
     out = tf.gather(out, tf.clip_by_value(cols, 0, w - 1), axis=2, batch_dims=1)
     inside = ((rows >= 0) & (rows < h))[:, :, None, None] & ((cols >= 0) & (cols < w))[:, None, :, None]
     return tf.where(inside, out, tf.cast(fill, images.dtype))
+
+
+def _diagnostics(out, pred_real, pred_fake, m):
+    """The DIAGNOSTICS of one critic call on m reals then m fakes (a few reductions of what the step has)."""
+    f_real, f_fake = tf.stop_gradient(out.f[:m]), tf.stop_gradient(out.f[m:])
+    f_hat, dtype = tf.stop_gradient(out.f_hat), out.f_hat.dtype
+    right = tf.concat([tf.stop_gradient(pred_real) > 0, tf.stop_gradient(pred_fake) < 0], axis=0)
+    return {
+        "f_real_mean": tf.reduce_mean(f_real),
+        "f_real_std": tf.math.reduce_std(f_real),
+        "f_fake_mean": tf.reduce_mean(f_fake),
+        "f_fake_std": tf.math.reduce_std(f_fake),
+        "input_grad_norm_mean": tf.reduce_mean(tf.stop_gradient(out.input_grad_norm)),
+        "accuracy": tf.reduce_mean(tf.cast(right, dtype)),
+        "saturated": tf.reduce_mean(tf.cast(tf.abs(f_hat) > 0.99, dtype)),
+    }
 
 
 def _rows(t, j, m):
@@ -278,6 +307,7 @@ class PGNGAN(keras.Model):
             "f_hat_max": tf.reduce_max(out.f_hat),
             "grad_norm_mean": tf.reduce_mean(out.grad_norm),
             "grad_norm_max": tf.reduce_max(out.grad_norm),
+            **_diagnostics(out, pred_real, pred_fake, m),
         }
         return tape.gradient(scaled, d_vars), logs
 

@@ -17,12 +17,15 @@ class Normalized(NamedTuple):
 
     f_hat: [N, 1] the normalized output; f: [N, 1] the raw critic output;
     grad_norm: [N] the per-sample norm in the denominator (||1 - grad_x f|| for
-    PGN, ||grad_x f|| for GN, zeros for "none").
+    PGN, ||grad_x f|| for GN, zeros for "none"); input_grad_norm: [N] the raw
+    ||grad_x f|| (the same as grad_norm for GN, zeros for "none", which
+    computes no input gradient).
     """
 
     f_hat: tf.Tensor
     f: tf.Tensor
     grad_norm: tf.Tensor
+    input_grad_norm: tf.Tensor
 
 
 def call_critic(critic, x, labels, training):
@@ -86,7 +89,8 @@ def normalize(critic, x, labels=None, mode="pgn", training=None, eps=EPS, frozen
     x = tf.convert_to_tensor(x)
     if mode == "none":
         f = tf.cast(call_critic(critic, x, labels, training), x.dtype)
-        return Normalized(f, f, tf.zeros(tf.shape(f)[:1], f.dtype))
+        zeros = tf.zeros(tf.shape(f)[:1], f.dtype)
+        return Normalized(f, f, zeros, zeros)
     with tf.GradientTape(watch_accessed_variables=False) as tape:
         tape.watch(x)
         # In x's dtype: a mixed-precision critic computes in (b)float16, the norm and division do not.
@@ -97,14 +101,15 @@ def normalize(critic, x, labels=None, mode="pgn", training=None, eps=EPS, frozen
         grad = tf.stop_gradient(grad)  # constant between kinks: no second-order term
         linear = tf.reduce_sum(grad * (x - tf.stop_gradient(x)), axis=list(range(1, len(x.shape))))
         f = tf.stop_gradient(f) + tf.reshape(linear, tf.shape(f))  # the same value; d f / dx = grad
+    input_grad_norm = per_sample_norm(grad, eps)
     if mode == "pgn":
         grad_norm = per_sample_norm(1.0 - grad, eps)
         num = 1.0 - f
     else:
-        grad_norm = per_sample_norm(grad, eps)
+        grad_norm = input_grad_norm
         num = f
     grad_norm_b = tf.reshape(grad_norm, [-1] + [1] * (len(f.shape) - 1))
-    return Normalized(num / (grad_norm_b + tf.abs(num)), f, grad_norm)
+    return Normalized(num / (grad_norm_b + tf.abs(num)), f, grad_norm, input_grad_norm)
 
 
 def penalty_normalize(critic, x, labels=None, training=None, eps=EPS):

@@ -115,6 +115,9 @@ def test_run_writes_results_summary_and_plots_and_resumes(tmp_path, capsys):
     assert {(r["method"], r["seed"], r["step"]) for r in rows} >= {("sn", 1, 3), ("gp1", 0, 6)}
     for r in rows:
         assert 0 <= r["modes"] <= 8 and 0.0 <= r["hq"] <= 1.0 and r["seconds"] >= 0
+        assert 0.0 <= r["critic"]["accuracy"] <= 1.0 and r["critic"]["f_real_std"] >= 0
+    # PGN computes the raw input gradient (its denominator's); the raw critics (sn, gp1) are monitored elsewhere.
+    assert all((r["critic"]["input_grad_norm_mean"] > 0) == (r["method"] == "pgn") for r in rows)
     printed = capsys.readouterr().out
     assert "ring8 gp1 seed 1 step 6/6 modes" in printed and "ETA" in printed
     assert np.load(os.path.join(out, "samples", "ring8_pgn_seed1.npy")).shape == (300, 2)

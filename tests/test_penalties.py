@@ -170,3 +170,24 @@ def test_lipschitz_monitor_of_a_linear_critic_is_its_known_gradient_norm():
         norms = c * np.linalg.norm(w) / (c + np.abs(1.0 - f)) ** 2
         np.testing.assert_allclose(float(out[f"{name}_mean"]), norms.mean(), rtol=1e-4)
         np.testing.assert_allclose(float(out[f"{name}_max"]), norms.max(), rtol=1e-4)
+
+
+@pytest.mark.parametrize("mode", ["pgn", "gn", "none"])
+def test_critic_diagnostics_of_a_linear_critic(mode):
+    """f on reals / fakes, ||grad_x f|| = ||w||, the share on its side and the saturated share, as computed by hand."""
+    from pgn_tf import losses
+
+    gan, critic, layer = _linear_gan(mode)
+    gan.compile(keras.optimizers.SGD(0.0), keras.optimizers.SGD(0.0), losses.hinge)  # lr 0: D stays as measured
+    real = tf.constant(_images(14, 4), tf.float32)
+    logs = gan.critic_step(real)
+    z, _ = gan.latents(4, 0)
+    both = tf.concat([real, gan.generate(z)], axis=0)
+    f = critic(both).numpy()[:, 0]
+    f_hat = gan.discriminator.normalize(both).f_hat.numpy()[:, 0]
+    np.testing.assert_allclose(logs["f_real_mean"], f[:4].mean(), rtol=1e-5)
+    np.testing.assert_allclose(logs["f_fake_std"], f[4:].std(), rtol=1e-4, atol=1e-7)
+    w_norm = np.linalg.norm(layer.kernel.numpy()) if mode != "none" else 0.0
+    np.testing.assert_allclose(logs["input_grad_norm_mean"], w_norm, rtol=1e-5)
+    np.testing.assert_allclose(logs["accuracy"], np.mean(np.r_[f_hat[:4] > 0, f_hat[4:] < 0]))
+    np.testing.assert_allclose(logs["saturated"], np.mean(np.abs(f_hat) > 0.99))

@@ -13,6 +13,7 @@ import tensorflow as tf
 from pgn_tf import cli, experiment, losses, optimizers, train_lib
 from pgn_tf.benchmark import metrics, suites
 from pgn_tf.eval import diversity
+from pgn_tf.gan import DIAGNOSTICS
 
 METHODS = ("pgn", "gn", "sn", "gp1", "gp0", "r1", "none")
 SAMPLE_BATCH = 1000  # generated images per call when scoring stacked digits
@@ -149,11 +150,13 @@ def run(suite_names, methods, seeds, out, steps=None, stream=None):
         step = 0
         while step < n_steps:
             chunk = min(suite.eval_every, n_steps - step)
-            gan.fit(suite.dataset(seed, step), epochs=1, steps_per_epoch=chunk, shuffle=False, verbose=0)
+            history = gan.fit(suite.dataset(seed, step), epochs=1, steps_per_epoch=chunk, shuffle=False, verbose=0)
+            # The critic's diagnostics, averaged over this chunk's steps (gan.DIAGNOSTICS).
+            critic = {k: round(float(history.history[k][-1]), 6) for k in DIAGNOSTICS}
             step = int(gan.step.numpy())
             seconds = time.perf_counter() - run_t0
             result, samples = scorer(gan)
-            row = {"suite": suite.name, "method": method, "seed": seed, "step": step, **result,
+            row = {"suite": suite.name, "method": method, "seed": seed, "step": step, **result, "critic": critic,
                    "seconds": round(seconds, 1)}  # fmt: skip
             with open(path, "a") as f:
                 f.write(json.dumps(row) + "\n")
