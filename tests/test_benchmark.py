@@ -160,6 +160,8 @@ BAD = {
     "bad seeds": ({"seeds": "0,one"}, "--seeds must be comma-separated integers"),
     "no suite": ({"suite": None}, "--suite is empty"),
     "zero steps": ({"steps": 0}, "--steps must be positive"),
+    "dim 1": ({"dim": 1}, "--dim must be at least 2"),
+    "knobs on stacked digits": ({"suite": "stacked_digits", "dim": 8}, "--dim and --g_out apply to the 2D mixtures"),
 }
 
 
@@ -187,3 +189,34 @@ def test_cli_end_to_end(tmp_path):
     bad = subprocess.run([*cmd[:3], "--suite=nope", f"--out={tmp_path}"], capture_output=True, text=True, cwd=ROOT,
                          env=env, check=False)  # fmt: skip
     assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1].startswith("error: unknown suite 'nope'")
+
+
+def test_an_embedded_mixture_is_scored_in_the_plane_and_in_all_dimensions():
+    means, std = suites.MIXTURES["grid25"]
+    q = suites.embedding(8)
+    np.testing.assert_allclose(q @ q.T, np.eye(2), atol=1e-12)  # orthonormal rows
+    on = np.repeat(means, 4, axis=0) @ q
+    m = metrics.embedded_metrics(on, means, std, q)
+    assert (m["modes"], m["modes_full"], m["hq_full"]) == (25, 25, 1.0) and m["off_plane"] < 1e-12
+    normal = np.linalg.svd(q)[2][2]  # a unit direction off the plane
+    off = metrics.embedded_metrics(on + 1.0 * normal, means, std, q)
+    assert (off["modes"], off["hq"], off["modes_full"], off["hq_full"]) == (25, 1.0, 0, 0.0)
+    np.testing.assert_allclose(off["off_plane"], 1.0)
+
+
+def test_benchmark_knobs_change_the_models_the_data_and_the_results_lines(tmp_path):
+    varied = suites.get("grid25", dim=8, g_out="tanh", loss="hinge")._replace(eval_every=2, num_samples=200)
+    assert varied.name == "grid25+d8+tanh+hinge"
+    x, _ = next(iter(varied.dataset(0)))
+    assert x.shape == (256, 8)
+    g = varied.generator()
+    assert g.output_shape == (None, 8) and float(np.abs(g(np.random.normal(size=(64, 16)) * 50)).max()) <= 5.0
+    config = run.run_config(varied, "pgn", seed=0, steps=2)
+    assert config.loss_fn().name == "hinge"
+    rows = run.run([varied], ["pgn"], [0], str(tmp_path), steps=2)
+    assert {(r["dim"], r["g_out"], r["loss"]) for r in rows} == {(8, "tanh", "hinge")}
+    assert {"modes_full", "hq_full", "off_plane"} <= set(rows[-1])
+    assert np.load(tmp_path / "samples" / "grid25+d8+tanh+hinge_pgn_seed0.npy").shape == (200, 2)  # in the plane
+    text = report.summary(rows)
+    assert "## grid25+d8+tanh+hinge (25 modes)" in text and "dim 8, G output tanh, loss hinge." in text
+    assert "off_plane" in text

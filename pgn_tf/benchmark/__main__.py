@@ -21,8 +21,8 @@ def _list(name, text):
     return items
 
 
-def parse(suite, methods, seeds, out, steps):
-    """Checks the arguments; returns (suites, methods, seeds). Raises UsageError with one line."""
+def parse(suite, methods, seeds, out, steps, dim=2, g_out="linear", loss="bce"):
+    """Checks the arguments; returns (suites, methods, seeds), the suites with the knobs. Raises UsageError."""
     from pgn_tf.benchmark import run, suites
 
     suite_names = _list("suite", suite)
@@ -42,12 +42,18 @@ def parse(suite, methods, seeds, out, steps):
         raise UsageError("no --out folder given.")
     if steps is not None and steps <= 0:
         raise UsageError(f"--steps must be positive, got {steps}.")
-    return suite_names, method_names, seed_values
-
-
-def main(suite, methods, seeds, out, steps=None, argv=()):
+    if dim < 2:
+        raise UsageError(f"--dim must be at least 2, got {dim}.")
     try:
-        suite_names, method_names, seed_values = parse(suite, methods, seeds, out, steps)
+        varied = [suites.get(name, dim, g_out, loss) for name in suite_names]
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    return varied, method_names, seed_values
+
+
+def main(suite, methods, seeds, out, steps=None, dim=2, g_out="linear", loss="bce", argv=()):
+    try:
+        chosen, method_names, seed_values = parse(suite, methods, seeds, out, steps, dim, g_out, loss)
         try:
             os.makedirs(out, exist_ok=True)
         except OSError as e:
@@ -57,9 +63,9 @@ def main(suite, methods, seeds, out, steps=None, argv=()):
         return 2
     from pgn_tf.benchmark import report, run
 
-    rows = run.run(suite_names, method_names, seed_values, out, steps)
+    rows = run.run(chosen, method_names, seed_values, out, steps)
     notes = []
-    if "stacked_digits" in suite_names:
+    if any(s.name.startswith("stacked_digits") for s in chosen):
         notes.append(f"Digits classifier held-out accuracy (297 digits): {run.classifier_accuracy():.3f}.")
     command = "python -m pgn_tf.benchmark " + " ".join(shlex.quote(a) for a in argv) if argv else None
     with open(os.path.join(out, "summary.md.tmp"), "w") as f:
@@ -78,7 +84,12 @@ def define_flags():
         flags.DEFINE_string("methods", "pgn,gn,sn,gp1,gp0,r1,none", "Critic constraints (gin_configs/baselines)."),
         flags.DEFINE_string("seeds", "0,1,2", "Comma-separated integer seeds."),
         flags.DEFINE_string("out", None, "Folder for results.jsonl, summary.md, the pictures and samples/."),
-        flags.DEFINE_integer("steps", None, "Training steps per run (default: the suite's)."),
+        flags.DEFINE_integer(
+            "steps", None, "Training steps per run (default: the suite's; evaluations stay on its schedule)."
+        ),
+        flags.DEFINE_integer("dim", 2, "Embed the 2D mixtures in this many dimensions (a fixed orthonormal map)."),
+        flags.DEFINE_enum("g_out", "linear", ["linear", "tanh"], "The mixtures' G output: linear, or bounded by tanh."),
+        flags.DEFINE_enum("loss", "bce", ["bce", "hinge"], "The GAN loss of every method."),
     )
 
 

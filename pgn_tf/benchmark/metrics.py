@@ -35,6 +35,26 @@ def mixture_metrics(samples, means, std):
     return {"modes": int(np.sum(counts > 0)), "hq": float(np.mean(good)), "kl": kl_to_uniform(counts)}
 
 
+def embedded_metrics(samples, means, std, q):
+    """A 2D mixture embedded in D dimensions by q ([2, D], orthonormal rows), scored both ways.
+
+    modes / hq / kl: in the plane (samples projected back, x q^T), as in 2D;
+    modes_full / hq_full / kl_full: in all D dimensions, against the embedded
+    means (within 3 std counting the off-plane part); off_plane: the median
+    distance of a sample from the plane (G may find the modes in the plane
+    long before it stops putting variance in the other D - 2 directions).
+    """
+    samples, q = np.asarray(samples, np.float64), np.asarray(q, np.float64)
+    plane = samples @ q.T
+    full = mixture_metrics(samples, np.asarray(means, np.float64) @ q, std)
+    off = np.linalg.norm(samples - plane @ q, axis=1)
+    return {
+        **mixture_metrics(plane, means, std),
+        **{f"{k}_full": v for k, v in full.items()},
+        "off_plane": float(np.median(off)),
+    }
+
+
 def stacked_metrics(triples, num_modes=1000):
     """Stacked digits: `modes` = distinct triples seen; `kl` = KL(p || uniform over the 1,000 triples).
 

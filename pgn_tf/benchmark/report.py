@@ -21,7 +21,9 @@ def _final_rows(rows):
     return out
 
 
-DIVERSITY = ("recall", "coverage")  # the image-scale diversity measures shown beside modes and KL
+# Shown beside modes and KL where the rows have them: the image-scale diversity measures (stacked digits) and,
+# for a mixture embedded in D > 2 dimensions, its scores in all D and the median distance off the plane.
+EXTRA_COLUMNS = ("recall", "coverage", "modes_full", "hq_full", "off_plane")
 
 
 def _mean_std(values, digits):
@@ -38,10 +40,13 @@ def summary(rows, command=None, notes=()):
         lines += [f"Command: `{command}`", ""]
     lines += list(notes)
     for suite, methods in sorted(_final_rows(rows).items()):
-        total = len(suites.MIXTURES[suite][0]) if suite in suites.MIXTURES else 1000
+        total = len(suites.MIXTURES[suites.base(suite)][0]) if suites.base(suite) in suites.MIXTURES else 1000
+        knobs = next(iter(methods.values()))[0]
         lines += ["", f"## {suite} ({total} modes)", ""]
+        if "dim" in knobs:  # rows written since the knobs exist
+            lines += [f"dim {knobs['dim']}, G output {knobs['g_out']}, loss {knobs['loss']}.", ""]
         # Recall / coverage (digits-classifier features) where the rows have them: stacked digits since issue 20.
-        extra = [k for k in DIVERSITY if any(r.get(k) is not None for rs in methods.values() for r in rs)]
+        extra = [k for k in EXTRA_COLUMNS if any(r.get(k) is not None for rs in methods.values() for r in rs)]
         lines += [
             "| method | seeds | step | modes | hq | kl | "
             + "".join(f"{k} | " for k in extra)
@@ -75,8 +80,8 @@ def plots(out, rows):
     for suite, methods in sorted(_final_rows(rows).items()):
         names = list(methods)
         seeds = sorted({r["seed"] for rs in methods.values() for r in rs})
-        if suite in suites.MIXTURES:
-            means, _ = suites.MIXTURES[suite]
+        if suites.base(suite) in suites.MIXTURES:
+            means, _ = suites.MIXTURES[suites.base(suite)]
             lim = np.abs(means).max() * 1.6
             fig, axes = plt.subplots(len(names), len(seeds), figsize=(1.6 * len(seeds), 1.6 * len(names)), dpi=80,
                                      squeeze=False)  # fmt: skip

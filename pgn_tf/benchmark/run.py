@@ -35,7 +35,7 @@ def run_config(suite, method, seed, steps):
             dataset_fn=lambda batch_size, seed, start_step: suite.dataset(seed, start_step),
             generator_fn=lambda z_dim: suite.generator(),
             critic_fn=lambda spectral_norm=False: suite.critic(spectral_norm),
-            loss_fn=lambda: losses.bce, d_optimizer=adam, g_optimizer=adam, total_steps=steps, lr_D=suite.lr,
+            loss_fn=lambda: losses.get(suite.loss), d_optimizer=adam, g_optimizer=adam, total_steps=steps, lr_D=suite.lr,
             lr_G=suite.lr, lr_decay_start=steps, eval_every=suite.eval_every, z_dim=suite.z_dim,
             batch_size_D=suite.batch_size_D, batch_size_G=suite.batch_size_G, ema_decay=suite.ema_decay, seed=seed,
         )  # fmt: skip
@@ -72,8 +72,11 @@ class Scorer:
         """(metrics dict, samples)."""
         x = self.samples(gan)
         if self.classifier is None:
-            means, std = suites.MIXTURES[self.suite.name]
-            return metrics.mixture_metrics(x, means, std), x
+            means, std = suites.MIXTURES[suites.base(self.suite.name)]
+            q = self.suite.embedding
+            if q is None:
+                return metrics.mixture_metrics(x, means, std), x
+            return metrics.embedded_metrics(x, means, std, q), x @ q.T  # the samples as seen in the plane
         triples, features = self.classify(x)
         radii = [self.radii[diversity.K_PRECISION_RECALL], self.radii[diversity.K_DENSITY_COVERAGE]]
         return {**metrics.stacked_metrics(triples), "hq": None, **diversity.scores(self.real, features, *radii)}, x
@@ -156,14 +159,16 @@ def run(suite_names, methods, seeds, out, steps=None, stream=None):
             step = int(gan.step.numpy())
             seconds = time.perf_counter() - run_t0
             result, samples = scorer(gan)
-            row = {"suite": suite.name, "method": method, "seed": seed, "step": step, **result, "critic": critic,
-                   "seconds": round(seconds, 1)}  # fmt: skip
+            row = {"suite": suite.name, "method": method, "seed": seed, "step": step, **dict(suite.variant), **result,
+                   "critic": critic, "seconds": round(seconds, 1)}  # fmt: skip
             with open(path, "a") as f:
                 f.write(json.dumps(row) + "\n")
             finished += chunk
             rate = finished / (time.perf_counter() - t0)
             eta = time.strftime("%H:%M:%S", time.gmtime((work - finished) / max(rate, 1e-9)))
-            modes = len(suites.MIXTURES[suite.name][0]) if suite.name in suites.MIXTURES else 1000
+            modes = (
+                len(suites.MIXTURES[suites.base(suite.name)][0]) if suites.base(suite.name) in suites.MIXTURES else 1000
+            )
             hq = "" if result["hq"] is None else f" hq {result['hq']:.3f}"
             kl = "null" if result["kl"] is None else f"{result['kl']:.3f}"
             print(f"{suite.name} {method} seed {seed} step {step}/{n_steps} modes {result['modes']}/{modes}{hq} "

@@ -32,6 +32,20 @@ class Suite(NamedTuple):
     dataset: object  # (seed) -> tf.data of (x [batch_size_D, ...], labels)
     generator: object  # () -> Keras model z -> x
     critic: object  # (spectral_norm) -> Keras model x -> [N, 1]
+    loss: str = "bce"  # losses.get name
+    embedding: object = None  # [2, dim] orthonormal rows: a mixture embedded in dim dimensions (None: the plane)
+    variant: tuple = (("dim", 2), ("g_out", "linear"), ("loss", "bce"))  # the knobs, in every results line
+
+
+def base(name):
+    """The suite a (possibly varied) suite name is of: "grid25+d32+tanh" -> "grid25"."""
+    return name.split("+")[0]
+
+
+def embedding(dim):
+    """A fixed [2, dim] map with orthonormal rows (seeded by dim): the plane's embedding in dim dimensions."""
+    q, _ = np.linalg.qr(np.random.default_rng([EMBED_SEED, dim]).standard_normal((dim, 2)))
+    return q.T
 
 
 # ---- 2D mixtures --------------------------------------------------------------------------------
@@ -49,6 +63,8 @@ def grid_means(values=(-4.0, -2.0, 0.0, 2.0, 4.0)):
 
 
 MIXTURES = {"ring8": (ring_means(), 0.02), "grid25": (grid_means(), 0.05)}
+TANH_SCALE = {"ring8": 3.0, "grid25": 5.0}  # --g_out=tanh: G's output bound, just past the suite's extent
+EMBED_SEED = 2026
 
 
 def mixture_dataset(means, std, batch_size, seed, start_step=0):
@@ -80,14 +96,17 @@ def _linear(units, fan_in, name, activation=None, spectral_norm=False):
     return layer
 
 
-def mlp_generator(z_dim=16, hidden=256, depth=3, out_dim=2):
-    """G: z -> (Dense 256, ReLU) x 3 -> Dense 2, PyTorch's default Linear initialisation."""
+def mlp_generator(z_dim=16, hidden=256, depth=3, out_dim=2, bound=None):
+    """G: z -> (Dense 256, ReLU) x 3 -> Dense out_dim (times tanh if bound: bound * tanh), torch's Linear init."""
     z = keras.Input((z_dim,), name="z")
     h, fan_in = z, z_dim
     for i in range(depth):
         h = _linear(hidden, fan_in, f"linear{i}", "relu")(h)
         fan_in = hidden
-    return keras.Model(z, _linear(out_dim, fan_in, f"linear{depth}")(h), name="mlp_generator")
+    out = _linear(out_dim, fan_in, f"linear{depth}", "tanh" if bound else None)(h)
+    if bound:
+        out = keras.layers.Rescaling(bound, name="bound")(out)
+    return keras.Model(z, out, name="mlp_generator")
 
 
 def mlp_critic(in_dim=2, hidden=256, depth=3, spectral_norm=False):
@@ -102,14 +121,28 @@ def mlp_critic(in_dim=2, hidden=256, depth=3, spectral_norm=False):
     return keras.Model(x, f, name=f"mlp_{'sn_' if spectral_norm else ''}critic")
 
 
-def mixture_suite(name):
+def mixture_suite(name, dim=2, g_out="linear", loss="bce"):
+    """A 2D mixture; dim > 2 embeds it in dim dimensions (`embedding`), g_out="tanh" bounds G's output."""
     means, std = MIXTURES[name]
+    q = embedding(dim) if dim > 2 else None
+
+    def dataset(seed, start_step=0):
+        ds = mixture_dataset(means, std, 256, seed, start_step)
+        return ds if q is None else ds.map(lambda x, mode: (tf.matmul(x, tf.constant(q, tf.float32)), mode))
+
+    bound = TANH_SCALE[name] if g_out == "tanh" else None
     return Suite(
-        name=name, z_dim=16, batch_size_D=256, batch_size_G=256, steps=10_000, eval_every=2_000, num_samples=2_500,
-        lr=2e-4, betas=(0.0, 0.9), ema_decay=0.0,
-        dataset=lambda seed, start_step=0: mixture_dataset(means, std, 256, seed, start_step),
-        generator=lambda: mlp_generator(16), critic=lambda spectral_norm: mlp_critic(spectral_norm=spectral_norm),
+        name=_label(name, dim, g_out, loss), z_dim=16, batch_size_D=256, batch_size_G=256, steps=10_000,
+        eval_every=2_000, num_samples=2_500, lr=2e-4, betas=(0.0, 0.9), ema_decay=0.0, dataset=dataset,
+        generator=lambda: mlp_generator(16, out_dim=dim, bound=bound),
+        critic=lambda spectral_norm: mlp_critic(in_dim=dim, spectral_norm=spectral_norm),
+        loss=loss, embedding=q, variant=(("dim", dim), ("g_out", g_out), ("loss", loss)),
     )  # fmt: skip
+
+
+def _label(name, dim=2, g_out="linear", loss="bce"):
+    """The suite's name with its knobs where they differ from the default: grid25, grid25+d32+tanh+hinge."""
+    return "+".join([name] + [f"d{dim}"] * (dim != 2) + [g_out] * (g_out != "linear") + [loss] * (loss != "bce"))
 
 
 # ---- stacked digits -----------------------------------------------------------------------------
@@ -139,10 +172,10 @@ def stacked_digits_dataset(batch_size, seed, start_step=0):
     return tf.data.Dataset.range(int(start_step), 2**62).map(batch).prefetch(2)
 
 
-def stacked_digits_suite():
-    """The quickstart's quarter-width dcgan.32, BCE, n_dis 1, batch 32 / 64, Adam(2e-4, 0, 0.9), EMA 0.99."""
+def stacked_digits_suite(loss="bce"):
+    """The quickstart's quarter-width dcgan.32, BCE (or `loss`), n_dis 1, batch 32 / 64, Adam(2e-4, 0, 0.9), EMA 0.99."""
     return Suite(
-        name="stacked_digits", z_dim=128, batch_size_D=32, batch_size_G=64, steps=1_500, eval_every=500,
+        name=_label("stacked_digits", loss=loss), loss=loss, variant=(("dim", 2), ("g_out", "tanh"), ("loss", loss)), z_dim=128, batch_size_D=32, batch_size_G=64, steps=1_500, eval_every=500,
         num_samples=26_000, lr=2e-4, betas=(0.0, 0.9), ema_decay=0.99,
         dataset=lambda seed, start_step=0: stacked_digits_dataset(32, seed, start_step),
         generator=lambda: models.build_generator("dcgan.32", z_dim=128, width=STACKED_WIDTH),
@@ -153,9 +186,12 @@ def stacked_digits_suite():
 SUITES = ("ring8", "grid25", "stacked_digits")
 
 
-def get(name):
+def get(name, dim=2, g_out="linear", loss="bce"):
+    """The suite `name` with the benchmark's knobs (dim and g_out apply to the 2D mixtures only)."""
     if name in MIXTURES:
-        return mixture_suite(name)
+        return mixture_suite(name, dim, g_out, loss)
     if name == "stacked_digits":
-        return stacked_digits_suite()
+        if dim != 2 or g_out != "linear":
+            raise ValueError("--dim and --g_out apply to the 2D mixtures (stacked digits: images, G ends in tanh).")
+        return stacked_digits_suite(loss)
     raise ValueError(f"unknown suite {name!r}; choose from {', '.join(SUITES)}.")
