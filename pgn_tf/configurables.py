@@ -20,7 +20,7 @@ gin.external_configurable(keras.optimizers.Adam, module="keras.optimizers")
 for _module, _fns in (("dcgan", dcgan), ("resnet", resnet), ("biggan", biggan)):
     for _fn in (_fns.generator, _fns.critic):
         gin.external_configurable(_fn, module=_module)
-for _fn in getattr(data, "SOURCES", (data.digits, data.cifar10, data.stl10, data.celeb_a_hq)):
+for _fn in data.SOURCES:
     # Set by the run, never by a config.
     gin.external_configurable(_fn, module="data", denylist=["batch_size", "seed", "start_step"])
 load_inception = gin.external_configurable(inception.load_inception, module="inception", denylist=["batch_size"])

@@ -15,7 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from pgn_tf import callbacks, distribute, faults, precision, workdir_lock
+from pgn_tf import callbacks, data, distribute, faults, precision, workdir_lock
 from pgn_tf.errors import CheckpointError, ConfigError, first_line
 from pgn_tf.eval import evaluator, stats
 from pgn_tf.gan import PGNGAN, LinearDecay
@@ -370,6 +370,7 @@ def _training_data(exp, start):
         return config.dataset_fn(batch_size=loop.n_dis * loop.batch_size_D, seed=loop.seed, start_step=start)
 
     dataset = global_batches()
+    data.check_num_classes(dataset, loop.num_classes)  # a conditional run needs labels of its class count
     want = tuple(exp.gan.discriminator.critic.inputs[0].shape[1:])
     got = tuple(dataset.element_spec[0].shape[1:])
     if got != want:

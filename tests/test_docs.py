@@ -123,6 +123,12 @@ def script_flags(path, builtins):
                 names.add(node.args[0].value)
                 if attr == "DEFINE_bool" or attr == "DEFINE_boolean":
                     names.add("no" + node.args[0].value)
+        # A table of flags: (flags.DEFINE_string, "name", default, help) tuples, defined in a loop.
+        if isinstance(node, ast.Tuple) and len(node.elts) >= 2 and isinstance(node.elts[0], ast.Attribute):
+            first, second = node.elts[0].attr, node.elts[1]
+            if first.startswith("DEFINE_") and isinstance(second, ast.Constant) and isinstance(second.value, str):
+                parser = "absl"
+                names.add(second.value)
     if parser == "argparse":
         names |= {"h", "help"}
     if parser == "absl":

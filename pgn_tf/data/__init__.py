@@ -1,0 +1,85 @@
+"""Training data behind one contract: sources (TFDS, image folders, digits) read by index -> seeded tf.data in [-1, 1].
+
+Every dataset function in SOURCES takes (batch_size, seed, start_step) and returns a repeated dataset of
+`(images [batch_size, S, S, 3] float32 in [-1, 1], labels [batch_size] int32)`. Underneath, a source knows
+its length and returns uint8 records for a batch of indices, held in memory or streamed from a decoded
+on-disk cache (`cache.py`); `source.pipeline` builds the order (a seeded permutation per epoch), the crops
+and the flips (seeded by position) once on top of any source, so a run resumed at step s with
+start_step = s sees exactly the batches an uninterrupted run sees, and streaming changes where the
+bytes come from, never which batch a step sees.
+"""
+
+import numpy as np
+
+from pgn_tf.data import images
+from pgn_tf.data.cache import DiskSource
+from pgn_tf.data.folder import folder_source, image_folder
+from pgn_tf.data.source import (
+    MEMORY_BUDGET,
+    ArraySource,
+    SourceInfo,
+    check_num_classes,
+    pipeline,
+    source_of,
+)
+from pgn_tf.data.tfds_sources import (
+    LSUN_CATEGORIES,
+    REFERENCE_DATASETS,
+    celeb_a_hq,
+    cifar10,
+    host_reachable,
+    lsun,
+    reference_source,
+    stl10,
+    tfds,
+    tfds_source,
+)
+from pgn_tf.errors import DataError
+
+__all__ = [
+    "LSUN_CATEGORIES", "MEMORY_BUDGET", "REFERENCE_DATASETS", "SOURCES", "ArraySource", "DataError", "DiskSource",
+    "SourceInfo", "arrays", "celeb_a_hq", "check_num_classes", "cifar10", "digits", "digits_arrays",
+    "digits_source", "folder_source", "host_reachable", "image_folder", "lsun", "pipeline", "reference_source",
+    "source_of", "stl10", "tfds", "tfds_source",
+]  # fmt: skip
+
+
+def digits_arrays(size=32):
+    """scikit-learn's handwritten digits as uint8 [1797, size, size, 3] (grey over RGB) and labels [1797]."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    grey = np.round(d.images / 16.0 * 255.0).astype(np.uint8)[..., None]
+    return images.resize_batch(np.repeat(grey, 3, axis=-1), size), d.target
+
+
+def digits_source(size=32):
+    """The digits as an in-memory source (10 classes)."""
+    x, y = digits_arrays(size)
+    return ArraySource(x, y, SourceInfo("digits", size, 10, tuple(str(i) for i in range(10))))
+
+
+def digits(batch_size, seed=0, start_step=0, size=32, random_flip=False):
+    """scikit-learn's handwritten digits (1,797 8x8 images, 10 classes), offline.
+
+    Brought to size x size by bilinear resizing, grey repeated over RGB. No
+    flips by default: mirrored digits are not digits.
+    """
+    return pipeline(digits_source(size), batch_size, seed, start_step, random_flip)
+
+
+# Every gin-configurable dataset function; each is registered with denylist batch_size, seed, start_step.
+SOURCES = (digits, cifar10, stl10, celeb_a_hq, lsun, tfds, image_folder)
+
+
+def arrays(name, split=None, data_dir=None, download=True):
+    """All images of a dataset split as uint8 [N, S, S, 3] at the size the models train on (for statistics).
+
+    name: "digits" or a key of REFERENCE_DATASETS; split: a TFDS split (default: the one training uses).
+    """
+    if name == "digits":
+        return digits_arrays(32)[0]
+    if name not in REFERENCE_DATASETS:
+        raise DataError(f"unknown dataset {name!r}; choose one of {['digits', *REFERENCE_DATASETS]}.")
+    source = reference_source(name, split, data_dir, download)
+    return source.read(np.arange(len(source)))[0]
