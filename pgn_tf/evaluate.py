@@ -10,6 +10,7 @@ num_images, feature_net, checkpoint, step, ema.
 
 import functools
 import json
+import os
 import sys
 
 from absl import flags
@@ -17,24 +18,34 @@ from absl import flags
 from pgn_tf.cli import UsageError, first_line, load_run, start, user_errors
 
 
-def run(workdir, checkpoint="latest", ema=False, num_images=None, fid_stats=None, inception_path=None, params=()):
-    """Evaluates and prints the JSON line; returns the exit code (2 with one line on stderr for bad input)."""
+def run(
+    workdir, checkpoint="latest", ema=False, num_images=None, fid_stats=None, inception_path=None, params=(),
+    save_images=None,
+):  # fmt: skip
+    """Evaluates and prints the JSON line; returns the exit code (2 with one line on stderr for bad input).
+
+    save_images: a folder (that must not exist yet) for the scored samples as PNG files, for other tools.
+    """
     try:
         if num_images is not None and num_images < 10:
             raise UsageError(f"--num_images must be at least 10 (IS uses 10 splits), got {num_images}.")
+        if save_images and os.path.exists(save_images):
+            raise UsageError(f"--save_images {save_images} exists already; pass a new folder.")
         exp, path = load_run(workdir, checkpoint, params)
         from pgn_tf.eval import inception
 
         feature_fn = functools.partial(inception.load_inception, path=inception_path) if inception_path else None
         try:
             scorer = exp.evaluator(num_images, fid_stats, feature_fn)
-            result = scorer(exp.gan, ema)
+            result = scorer(exp.gan, ema, save_images=save_images)
         except user_errors() as e:
             raise UsageError(first_line(e)) from None
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
         return 2
     result.update(checkpoint=path, step=int(exp.gan.step.numpy()), ema=ema)
+    if save_images:
+        result["images"] = os.path.abspath(save_images)
     print(json.dumps(result), flush=True)
     return 0
 
@@ -48,13 +59,18 @@ def define_flags():
     flags.DEFINE_string("fid_stats", None, "Reference statistics .npz (default: the run's).")
     flags.DEFINE_string("inception_path", None, "A local Inception SavedModel / TF-Hub module folder.")
     flags.DEFINE_multi_string("gin_param", [], "Extra gin bindings applied after the run's config.")
+    flags.DEFINE_string("save_images", None, "Also write the scored samples to this new folder (000000.png, ...).")
 
 
 def cli_main():
     """The program (python -m and the console script)."""
     define_flags()
     f = flags.FLAGS
-    start(lambda: run(f.workdir, f.checkpoint, f.ema, f.num_images, f.fid_stats, f.inception_path, f.gin_param))
+    start(
+        lambda: run(
+            f.workdir, f.checkpoint, f.ema, f.num_images, f.fid_stats, f.inception_path, f.gin_param, f.save_images
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -350,10 +350,16 @@ def test_training_evaluates_keeps_best_and_evaluate_cli(tmp_path, fake_inception
     best = next(e for e in lines if e["step"] == best_step)
     for m in stats.DIVERSITY:  # rounding may move at most one of the 20 samples across a ball's edge
         assert out[m] == pytest.approx(best[m], abs=1 / 20 + 1e-9), m
-    r = _cli("pgn_tf.evaluate", f"--workdir={wd}", "--ema", "--num_images=20")
+    saved = tmp_path / "samples_ema"
+    r = _cli("pgn_tf.evaluate", f"--workdir={wd}", "--ema", "--num_images=20", f"--save_images={saved}")
     assert r.returncode == 0, r.stderr
-    assert json.loads(r.stdout.strip().splitlines()[-1])["FID"] == pytest.approx(lines[-1]["FID_ema"], rel=1e-4)
+    out = json.loads(r.stdout.strip().splitlines()[-1])
+    assert out["FID"] == pytest.approx(lines[-1]["FID_ema"], rel=1e-4) and out["images"] == str(saved)
+    pngs = sorted(os.listdir(saved))  # the scored samples, for other tools
+    assert pngs[0] == "000000.png" and len(pngs) == 20
+    assert tf.io.decode_png(tf.io.read_file(str(saved / pngs[-1]))).shape == (32, 32, 3)
     for bad, needle in (
+        ([f"--save_images={saved}"], "exists already"),
         (["--checkpoint=nope"], "checkpoint nope does not exist"),
         ([f"--workdir={tmp_path}/missing"], "does not exist"),
         (["--fid_stats=/nonexistent.npz"], "cannot read FID statistics"),

@@ -1,6 +1,9 @@
 """Scores a generator: samples in batches -> feature network -> IS / FID / KID / precision ... against a reference."""
 
+import os
+
 import numpy as np
+import tensorflow as tf
 
 from pgn_tf.eval import diversity
 from pgn_tf.eval.stats import DIVERSITY, DIVERSITY_IMAGES, METRICS, Reference, StatsError, check_metrics
@@ -32,6 +35,18 @@ def generated_batches(gan, ema, batch_size, seed):
         z = rng.standard_normal((batch_size, gan.z_dim)).astype(np.float32)
         y = rng.integers(0, gan.num_classes, batch_size).astype(np.int32) if gan.conditional else None
         yield gan.generate(z, y, ema=ema).numpy()
+
+
+def _saved(batches, folder, limit):
+    """The batches, passed on unchanged, with their first `limit` images written to folder/000000.png ... (uint8)."""
+    os.makedirs(folder, exist_ok=True)
+    written = 0
+    for batch in batches:
+        for image in batch[: max(limit - written, 0)]:
+            pixels = np.clip(np.round((image + 1.0) * 127.5), 0, 255).astype(np.uint8)
+            tf.io.write_file(os.path.join(folder, f"{written:06d}.png"), tf.io.encode_png(pixels))
+            written += 1
+        yield batch
 
 
 def real_batches(dataset):
@@ -114,8 +129,8 @@ class Evaluator:
         omitted = self.omitted()
         return tuple(m for m in self.metrics if m not in omitted)
 
-    def __call__(self, gan, ema):
-        """Scores of G (ema=False) or EMA-G.
+    def __call__(self, gan, ema, save_images=None):
+        """Scores of G (ema=False) or EMA-G; save_images: a new folder for the scored samples as PNG files.
 
         Returns:
           {"IS", "IS_std", "FID", "KID", "KID_std", "precision", "recall",
@@ -125,7 +140,11 @@ class Evaluator:
           selected metrics the reference cannot give.
         """
         batches = generated_batches(gan, ema, self.batch_size, self.seed)
+        if save_images:
+            batches = _saved(batches, save_images + ".partial", self.num_images)
         logits, pool = self.feature_net.stream(batches, self.num_images)
+        if save_images:
+            os.replace(save_images + ".partial", save_images)  # the folder appears once it holds them all
         scores = self.reference.scores(
             logits, pool, metrics=self.metrics, diversity_images=self.diversity_images, k_pr=self.k_pr, k_dc=self.k_dc
         )
