@@ -250,8 +250,13 @@ class PGNGAN(keras.Model):
     def critic_step(self, real, real_y=None, k=0):
         """Critic step k of the outer step on this replica's b = batch_size_D / replicas real images (salts 4k .. 4k + 3).
 
+        All draws (fakes, CR augmentations, penalty interpolations) are made
+        for the b rows at once; with accumulation a, the critic's loss and
+        gradient run on a micro-batches of b / a rows and one update applies
+        their summed gradients.
+
         Returns:
-          The step's logs: losses, penalty and PGN's f_hat / ||1 - grad|| summaries (scalars).
+          The step's logs: losses, penalty, PGN's f_hat / ||1 - grad|| summaries and the DIAGNOSTICS (scalars).
         """
         loop, replicas = self.loop, self._replicas()[1]
         b = loop.batch_size_D // replicas
