@@ -1,7 +1,7 @@
 """Trains a PGN-GAN: python -m pgn_tf.train --gin_file=gin_configs/cifar_cnn.gin [--gin_param=...] [--workdir=DIR].
 
 [--strategy=default|mirrored|multi_worker] [--cpu_replicas=N] spread each
-step over GPUs, logical CPUs or hosts (TF_CONFIG); see README.
+step over GPUs, logical CPUs or hosts (TF_CONFIG); see docs/distribution.md.
 """
 
 import os
