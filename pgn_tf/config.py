@@ -12,7 +12,6 @@ import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import field
-from typing import Any
 
 import numpy as np
 
@@ -244,11 +243,6 @@ class RunConfig(_Checked):
             raise TypeError(f"unknown settings {sorted(unknown)}")
         loop = LoopConfig(**{k: v for k, v in settings.items() if k in loop_names})
         return cls(**{k: v for k, v in settings.items() if k not in loop_names}, loop=loop)
-
-    def settings(self) -> dict[str, Any]:
-        """The flat {name: value} of every setting (inverse of from_settings)."""
-        flat = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "loop"}
-        return {**flat, **dataclasses.asdict(self.loop)}
 
     def __post_init__(self):
         super().__post_init__()

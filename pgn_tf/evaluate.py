@@ -31,6 +31,8 @@ def run(
             raise UsageError(f"--num_images must be at least 10 (IS uses 10 splits), got {num_images}.")
         if save_images and os.path.exists(save_images):
             raise UsageError(f"--save_images {save_images} exists already; pass a new folder.")
+        if save_images and not os.access(os.path.dirname(os.path.abspath(save_images)) or "/", os.W_OK):
+            raise UsageError(f"--save_images {save_images}: its parent folder does not exist or is not writable.")
         exp, path = load_run(workdir, checkpoint, params)
         from pgn_tf.eval import inception
 

@@ -233,7 +233,7 @@ class Experiment:
         DIR/fid_stats.<feature net>.npz, else made from the first num_images
         training images and saved there.
         """
-        num_images = int(num_images or self.config.num_images)
+        loop, num_images = self.config.loop, int(num_images or self.config.num_images)
         feature_net = (feature_fn or self.config.feature_fn)()
         path = fid_stats or self.config.fid_stats
         if path:
@@ -244,11 +244,9 @@ class Experiment:
                 reference = stats.Reference.load(path)
             else:
                 print(f"Computing reference statistics of {num_images} training images -> {path}", file=sys.stderr)
-                loop = self.config.loop
                 dataset = self.config.dataset_fn(batch_size=loop.batch_size_G, seed=loop.seed, start_step=0)
                 reference = evaluator.reference_from_dataset(feature_net, dataset, num_images, loop.seed)
                 reference.save(path)
-        loop = self.config.loop
         return evaluator.Evaluator(
             feature_net, reference, num_images, loop.batch_size_G, loop.seed, metrics=self.config.metrics
         )

@@ -360,6 +360,7 @@ def test_training_evaluates_keeps_best_and_evaluate_cli(tmp_path, fake_inception
     assert tf.io.decode_png(tf.io.read_file(str(saved / pngs[-1]))).shape == (32, 32, 3)
     for bad, needle in (
         ([f"--save_images={saved}"], "exists already"),
+        (["--save_images=/nonexistent/samples"], "parent folder does not exist or is not writable"),
         (["--checkpoint=nope"], "checkpoint nope does not exist"),
         ([f"--workdir={tmp_path}/missing"], "does not exist"),
         (["--fid_stats=/nonexistent.npz"], "cannot read FID statistics"),
