@@ -18,6 +18,48 @@ from pgn_tf.gan import DIAGNOSTICS
 METHODS = ("pgn", "gn", "sn", "gp1", "gp0", "r1", "none")
 SAMPLE_BATCH = 1000  # generated images per call when scoring stacked digits
 REAL_SEED = 10_000  # + the run's seed: the real stacked digits recall / coverage are measured against
+# Each row's "critic": the DIAGNOSTICS, PGN / GN's denominator norm (||1 - grad f|| / ||grad f||; 0 for the others)
+# and the losses (2 ln 2 and ln 2 for a BCE critic at chance), each averaged over the chunk's steps.
+CRITIC_LOGS = (*DIAGNOSTICS, "grad_norm_mean", "d_loss", "g_loss")
+UNCOMPUTED_WITHOUT_NORMALIZER = ("input_grad_norm_mean", "grad_norm_mean")  # zeros in the logs of mode "none"
+PROBE_SIZE = 256  # samples of each kind in an evaluation's Lipschitz probe
+
+
+def critic_logs(history, mode):
+    """The chunk's CRITIC_LOGS; a raw critic's step takes no input gradient, so its norms are None, not 0."""
+    logs = {k: round(float(history.history[k][-1]), 6) for k in CRITIC_LOGS}
+    if mode == "none":
+        logs.update(dict.fromkeys(UNCOMPUTED_WITHOUT_NORMALIZER))
+    return logs
+
+
+def lipschitz_probe(gan, suite, seed):
+    """||grad_x|| of the raw critic f and of what the loss sees (f_hat; f itself for SN / none / penalties).
+
+    On PROBE_SIZE held-out reals (the data stream far past any training
+    step), as many fakes of fixed latents and interpolates between them: the
+    raw input-gradient norm for every method, which the training step has
+    only for PGN and GN.
+    """
+    from pgn_tf import penalties
+
+    real = []
+    for x, _ in suite.dataset(REAL_SEED + seed, start_step=2**40):
+        real.append(x.numpy())
+        if sum(len(r) for r in real) >= PROBE_SIZE:
+            break
+    real = tf.constant(np.concatenate(real)[:PROBE_SIZE])
+    rng = np.random.default_rng([seed, 11])
+    z = tf.constant(rng.standard_normal((PROBE_SIZE, suite.z_dim)), gan.dtype)
+    alpha = tf.constant(rng.uniform(size=PROBE_SIZE), gan.dtype)
+    with gan.statistics_kept():
+        seen = gan.lipschitz(real, z, alpha)
+        fake = gan.generate(z)
+    out = {f"loss_side_{k}": round(float(v), 6) for k, v in seen.items() if k.endswith("_mean")}
+    for name, x in (("real", real), ("fake", fake)):
+        norm = penalties.input_gradient_norm(gan.discriminator.critic, tf.cast(x, gan.dtype), None, training=False)
+        out[f"raw_{name}_mean"] = round(float(tf.reduce_mean(norm)), 6)
+    return out
 
 
 def run_config(suite, method, seed, steps):
@@ -50,7 +92,7 @@ class Scorer:
         self.suite = suite
         self.z = np.random.default_rng([seed, 7]).standard_normal((suite.num_samples, suite.z_dim)).astype(np.float32)
         self.classifier = None
-        if suite.name == "stacked_digits":
+        if suites.base(suite.name) == "stacked_digits":
             from pgn_tf.eval import digits_classifier
 
             self.classifier = digits_classifier.load_digits_classifier()
@@ -154,13 +196,12 @@ def run(suite_names, methods, seeds, out, steps=None, stream=None):
         while step < n_steps:
             chunk = min(suite.eval_every, n_steps - step)
             history = gan.fit(suite.dataset(seed, step), epochs=1, steps_per_epoch=chunk, shuffle=False, verbose=0)
-            # The critic's diagnostics, averaged over this chunk's steps (gan.DIAGNOSTICS).
-            critic = {k: round(float(history.history[k][-1]), 6) for k in DIAGNOSTICS}
+            critic = critic_logs(history, gan.discriminator.mode)
             step = int(gan.step.numpy())
             seconds = time.perf_counter() - run_t0
             result, samples = scorer(gan)
             row = {"suite": suite.name, "method": method, "seed": seed, "step": step, **dict(suite.variant), **result,
-                   "critic": critic, "seconds": round(seconds, 1)}  # fmt: skip
+                   "critic": critic, "probe": lipschitz_probe(gan, suite, seed), "seconds": round(seconds, 1)}  # fmt: skip
             with open(path, "a") as f:
                 f.write(json.dumps(row) + "\n")
             finished += chunk
