@@ -116,8 +116,15 @@ def test_run_writes_results_summary_and_plots_and_resumes(tmp_path, capsys):
     for r in rows:
         assert 0 <= r["modes"] <= 8 and 0.0 <= r["hq"] <= 1.0 and r["seconds"] >= 0
         assert 0.0 <= r["critic"]["accuracy"] <= 1.0 and r["critic"]["f_real_std"] >= 0
-    # PGN computes the raw input gradient (its denominator's); the raw critics (sn, gp1) are monitored elsewhere.
-    assert all((r["critic"]["input_grad_norm_mean"] > 0) == (r["method"] == "pgn") for r in rows)
+    # PGN's step has the raw input gradient (its denominator's); the raw critics' (sn, gp1) step has none: None, not 0.
+    for r in rows:
+        pgn = r["method"] == "pgn"
+        assert (r["critic"]["input_grad_norm_mean"] is None, r["critic"]["grad_norm_mean"] is None) == (not pgn,) * 2
+        # The probe measures ||grad_x f|| for every method; for a raw critic the loss sees f itself.
+        assert r["probe"]["raw_real_mean"] > 0 and r["probe"]["raw_fake_mean"] > 0
+        same = np.isclose(r["probe"]["loss_side_real_mean"], r["probe"]["raw_real_mean"], rtol=1e-5)
+        assert same == (not pgn), r["probe"]
+    assert all(np.isclose(r["critic"]["grad_norm_mean"], np.sqrt(2), rtol=0.05) for r in rows if r["method"] == "pgn")
     printed = capsys.readouterr().out
     assert "ring8 gp1 seed 1 step 6/6 modes" in printed and "ETA" in printed
     assert np.load(os.path.join(out, "samples", "ring8_pgn_seed1.npy")).shape == (300, 2)
@@ -131,7 +138,7 @@ def test_run_writes_results_summary_and_plots_and_resumes(tmp_path, capsys):
     text = report.summary(again, "python -m pgn_tf.benchmark --suite=ring8")
     assert "## ring8 (8 modes)" in text and "| sn | 2 | 6 |" in text and "±" in text
     paths = report.plots(out, again)
-    assert sorted(os.path.basename(p) for p in paths) == ["ring8_modes.png", "ring8_samples.png"]
+    assert sorted(os.path.basename(p) for p in paths) == ["ring8_critic.png", "ring8_modes.png", "ring8_samples.png"]
     assert all(tf.io.decode_png(tf.io.read_file(p)).shape[0] > 100 for p in paths)
 
 
@@ -220,3 +227,16 @@ def test_benchmark_knobs_change_the_models_the_data_and_the_results_lines(tmp_pa
     text = report.summary(rows)
     assert "## grid25+d8+tanh+hinge (25 modes)" in text and "dim 8, G output tanh, loss hinge." in text
     assert "off_plane" in text
+
+
+def test_a_mixture_run_at_several_dims_is_plotted_against_d(tmp_path):
+    rows = [
+        {"suite": suites._label("ring8", d), "method": m, "seed": seed, "step": 10, "dim": d, "g_out": "linear",
+         "loss": "bce", "modes": 8 - seed, "hq": 0.5, "kl": 0.1, "seconds": 1.0,
+         "critic": {"accuracy": 0.5, "grad_norm_mean": None if m == "none" else float(np.sqrt(d))}}
+        for d in (2, 32) for m in ("pgn", "none") for seed in (0, 1)
+    ]  # fmt: skip
+    paths = [os.path.basename(p) for p in report.plots(str(tmp_path), rows)]
+    assert "ring8_dims.png" in paths and "ring8+d32_critic.png" in paths
+    text = report.summary(rows)
+    assert "| accuracy | denominator |" in text and "| none | 2 | 10 | 7.5 ± 0.5 |" in text

@@ -24,6 +24,13 @@ def _final_rows(rows):
 # Shown beside modes and KL where the rows have them: the image-scale diversity measures (stacked digits) and,
 # for a mixture embedded in D > 2 dimensions, its scores in all D and the median distance off the plane.
 EXTRA_COLUMNS = ("recall", "coverage", "modes_full", "hq_full", "off_plane")
+# The critic at the last step (rows written since issue 21): its accuracy, PGN / GN's denominator norm and the
+# raw ||grad_x f|| on held-out reals (the Lipschitz probe, for every method).
+CRITIC_COLUMNS = {
+    "accuracy": lambda r: r.get("critic", {}).get("accuracy"),
+    "denominator": lambda r: r.get("critic", {}).get("grad_norm_mean"),
+    "raw grad norm": lambda r: r.get("probe", {}).get("raw_real_mean"),
+}
 
 
 def _mean_std(values, digits):
@@ -46,19 +53,22 @@ def summary(rows, command=None, notes=()):
         if "dim" in knobs:  # rows written since the knobs exist
             lines += [f"dim {knobs['dim']}, G output {knobs['g_out']}, loss {knobs['loss']}.", ""]
         # Recall / coverage (digits-classifier features) where the rows have them: stacked digits since issue 20.
-        extra = [k for k in EXTRA_COLUMNS if any(r.get(k) is not None for rs in methods.values() for r in rs)]
+        every = [r for rs in methods.values() for r in rs]
+        columns = {k: (lambda r, k=k: r.get(k)) for k in EXTRA_COLUMNS}
+        columns.update(CRITIC_COLUMNS)
+        columns = {k: get for k, get in columns.items() if any(get(r) is not None for r in every)}
         lines += [
             "| method | seeds | step | modes | hq | kl | "
-            + "".join(f"{k} | " for k in extra)
+            + "".join(f"{k} | " for k in columns)
             + "seconds / run | modes per seed |",
-            "|---|---|---|---|---|---|" + "---|" * len(extra) + "---|---|",
+            "|---|---|---|---|---|---|" + "---|" * len(columns) + "---|---|",
         ]
         for method, rs in methods.items():
             per_seed = ", ".join(f"{r['seed']}: {r['modes']}" for r in rs)
             lines.append(
                 f"| {method} | {len(rs)} | {rs[0]['step']} | {_mean_std([r['modes'] for r in rs], 1)} | "
                 f"{_mean_std([r['hq'] for r in rs], 3)} | {_mean_std([r['kl'] for r in rs], 3)} | "
-                + "".join(f"{_mean_std([r.get(k) for r in rs], 3)} | " for k in extra)
+                + "".join(f"{_mean_std([get(r) for r in rs], 3)} | " for get in columns.values())
                 + f"{np.mean([r['seconds'] for r in rs]):.0f} | {per_seed} |"
             )
     return "\n".join(lines) + "\n"
@@ -70,7 +80,8 @@ def _save(fig, path):
 
 
 def plots(out, rows):
-    """Writes DIR/<suite>_samples.png (and DIR/<suite>_modes.png for the mixtures); returns their paths."""
+    """Writes DIR/<suite>_samples.png, <suite>_modes.png, <suite>_critic.png (rows with diagnostics) and
+    <mixture>_dims.png (a mixture run at several --dim); returns their paths."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -104,24 +115,7 @@ def plots(out, rows):
             _save(fig, written[-1])
             plt.close(fig)
 
-            fig, ax = plt.subplots(figsize=(5, 3.2), dpi=80)
-            for method in names:
-                by_step = defaultdict(list)
-                for r in rows:
-                    if r["suite"] == suite and r["method"] == method:
-                        by_step[r["step"]].append(r["modes"])
-                steps = sorted(by_step)
-                mean = np.array([np.mean(by_step[s]) for s in steps])
-                std = np.array([np.std(by_step[s]) for s in steps])
-                ax.plot(steps, mean, marker="o", ms=3, label=method)
-                ax.fill_between(steps, mean - std, mean + std, alpha=0.15)
-            ax.set(xlabel="step", ylabel="modes covered", title=f"{suite}: mean ± std over seeds")
-            ax.axhline(len(means), color="grey", lw=0.5, ls="--")
-            ax.legend(fontsize=7, ncol=2)
-            fig.tight_layout()
-            written.append(os.path.join(out, f"{suite}_modes.png"))
-            _save(fig, written[-1])
-            plt.close(fig)
+            written.append(_modes_plot(plt, out, rows, suite, names, len(means)))
         else:
             fig, axes = plt.subplots(1, len(names), figsize=(max(2.2 * len(names), 4.5), 2.6), dpi=80, squeeze=False)
             for ax, method in zip(axes[0], names):
@@ -134,4 +128,120 @@ def plots(out, rows):
             written.append(os.path.join(out, f"{suite}_samples.png"))
             _save(fig, written[-1])
             plt.close(fig)
+            written.append(_modes_plot(plt, out, rows, suite, names, 1000))
+        if any("critic" in r for r in rows if r["suite"] == suite):
+            written.append(_critic_plot(plt, out, rows, suite, names))
+    written += _dims_plots(plt, out, rows)
+    return written
+
+
+def _color(method):
+    """One colour per method in every picture (matplotlib's tab10, in METHODS order)."""
+    from pgn_tf.benchmark.run import METHODS
+
+    return f"C{METHODS.index(method) % 10}" if method in METHODS else None
+
+
+def _curve(ax, rows, suite, method, value, label=None):
+    """value(row) against step for one (suite, method): the mean over seeds, a band of ± one std."""
+    by_step = defaultdict(list)
+    for r in rows:
+        if r["suite"] == suite and r["method"] == method and value(r) is not None:
+            by_step[r["step"]].append(value(r))
+    if not by_step:
+        return
+    steps = sorted(by_step)
+    mean = np.array([np.mean(by_step[s]) for s in steps])
+    std = np.array([np.std(by_step[s]) for s in steps])
+    ax.plot(steps, mean, marker="o", ms=3, label=label or method, color=_color(method))
+    ax.fill_between(steps, mean - std, mean + std, alpha=0.15, color=_color(method))
+
+
+def _modes_plot(plt, out, rows, suite, names, total):
+    """DIR/<suite>_modes.png: modes covered against steps (and recall / coverage where the rows have them)."""
+    diversity = [k for k in ("recall", "coverage") if any(r.get(k) is not None for r in rows if r["suite"] == suite)]
+    fig, axes = plt.subplots(1, 1 + len(diversity), figsize=(5 + 3.4 * len(diversity), 3.2), dpi=80, squeeze=False)
+    for method in names:
+        _curve(axes[0, 0], rows, suite, method, lambda r: r["modes"])
+        for ax, k in zip(axes[0, 1:], diversity):
+            _curve(ax, rows, suite, method, lambda r, k=k: r.get(k))
+    axes[0, 0].set(xlabel="step", ylabel="modes covered", title=f"{suite}: mean ± std over seeds")
+    axes[0, 0].axhline(total, color="grey", lw=0.5, ls="--")
+    axes[0, 0].legend(fontsize=7, ncol=2)
+    for ax, k in zip(axes[0, 1:], diversity):
+        ax.set(xlabel="step", ylabel=k, ylim=(0, 1.02), title=f"{k} (digits-classifier features)")
+    fig.tight_layout()
+    path = os.path.join(out, f"{suite}_modes.png")
+    _save(fig, path)
+    plt.close(fig)
+    return path
+
+
+# The critic against steps: what each panel shows, and how it is read from a results line.
+CRITIC_PANELS = (
+    ("accuracy (f_hat on the right side)", lambda r: r.get("critic", {}).get("accuracy")),
+    ("d_loss (BCE at chance: 2 ln 2)", lambda r: r.get("critic", {}).get("d_loss")),
+    ("denominator: ||1 - grad f|| (PGN), ||grad f|| (GN)", lambda r: r.get("critic", {}).get("grad_norm_mean")),
+    ("raw ||grad_x f|| on held-out reals", lambda r: r.get("probe", {}).get("raw_real_mean")),
+    ("raw f on reals (mean)", lambda r: r.get("critic", {}).get("f_real_mean")),
+    ("saturated: share of |f_hat| > 0.99", lambda r: r.get("critic", {}).get("saturated")),
+)
+
+
+def _critic_plot(plt, out, rows, suite, names):
+    """DIR/<suite>_critic.png: the critic's diagnostics against steps, one curve per method (mean ± std over seeds)."""
+    fig, axes = plt.subplots(2, 3, figsize=(12, 6), dpi=80)
+    for ax, (title, value) in zip(axes.flat, CRITIC_PANELS):
+        for method in names:
+            _curve(ax, rows, suite, method, value)
+        ax.set(xlabel="step", title=title)
+        ax.title.set_fontsize(9)
+    axes[0, 1].axhline(2 * np.log(2), color="grey", lw=0.5, ls="--")
+    axes[1, 0].set_yscale("log")  # PGN's raw gradients sit orders of magnitude below the others
+    axes[0, 0].legend(fontsize=7, ncol=2)
+    fig.suptitle(f"{suite}: the critic", fontsize=10)
+    fig.tight_layout()
+    path = os.path.join(out, f"{suite}_critic.png")
+    _save(fig, path)
+    plt.close(fig)
+    return path
+
+
+def _dims_plots(plt, out, rows):
+    """DIR/<mixture>_dims.png where a mixture ran at several --dim: last-step scores against D, per method."""
+    last = [r for rs in _final_rows(rows).values() for r_list in rs.values() for r in r_list]
+    written = []
+    for base in sorted({suites.base(r["suite"]) for r in last if suites.base(r["suite"]) in suites.MIXTURES}):
+        mine = [r for r in last if suites.base(r["suite"]) == base and "dim" in r]
+        dims = sorted({r["dim"] for r in mine})
+        if len(dims) < 2:
+            continue
+        panels = (
+            ("modes in the plane", lambda r: r["modes"]),
+            ("modes in all D", lambda r: r.get("modes_full", r["modes"])),
+            ("median off-plane distance", lambda r: r.get("off_plane", 0.0)),
+            ("denominator (PGN: ||1 - grad f||)", lambda r: r.get("critic", {}).get("grad_norm_mean")),
+        )
+        fig, axes = plt.subplots(1, 4, figsize=(14, 3.2), dpi=80)
+        for ax, (title, value) in zip(axes, panels):
+            for method in dict.fromkeys(r["method"] for r in mine):
+                points = [(d, [value(r) for r in mine if r["method"] == method and r["dim"] == d]) for d in dims]
+                points = [(d, [v for v in vs if v is not None]) for d, vs in points]
+                points = [(d, vs) for d, vs in points if vs]
+                if points:
+                    x = [d for d, _ in points]
+                    y = np.array([np.mean(vs) for _, vs in points])
+                    e = np.array([np.std(vs) for _, vs in points])
+                    ax.errorbar(x, y, yerr=e, marker="o", ms=3, capsize=2, label=method, color=_color(method))
+            ax.set(xscale="log", xlabel="D", title=title)
+            ax.title.set_fontsize(9)
+        axes[3].plot(dims, np.sqrt(dims), color="grey", lw=0.8, ls="--", label="sqrt(D)")
+        axes[0].axhline(len(suites.MIXTURES[base][0]), color="grey", lw=0.5, ls="--")
+        axes[0].legend(fontsize=7)
+        axes[3].legend(fontsize=7)
+        fig.suptitle(f"{base} embedded in D dimensions: the last step, mean ± std over seeds", fontsize=10)
+        fig.tight_layout()
+        written.append(os.path.join(out, f"{base}_dims.png"))
+        _save(fig, written[-1])
+        plt.close(fig)
     return written
