@@ -27,6 +27,13 @@ steps: ||grad_x D_out|| on 16 real images, 16 fakes and 16 interpolates) and rep
 monitor_s, monitor_over_iter (one monitor call / one iteration) and monitor_share
 (its cost spread over --log_every iterations). --normalization sn and --penalty
 time the baselines (ours only: the official code has neither); --precision a Keras mixed policy.
+
+Ours also prices the critic's diagnostics (gan.DIAGNOSTICS, computed every critic
+step): the same iteration traced again with them replaced by constants, its FLOPs
+(diagnostics_flop_share) and its time, the two iterations alternated --iters times
+(diagnostics_time_share = 1 - without / with, medians; noise on a shared machine is
+larger than the effect, so read the FLOP share first). The running means that log
+them are kept in both.
 """
 
 import argparse
@@ -185,6 +192,7 @@ def bench_ours(args):
     a = tf.cast(tf.random.normal((MATMUL_N, MATMUL_N)), dtype)
     matmul = tf.function(lambda: tf.linalg.matmul(a, a))
     out.update(_rates(flops / 1e9, per_iter, _matmul_gflops(lambda: matmul().numpy())))
+    out.update(_diagnostics_cost(gan, step, (x, y), flops, args))
     out.update(
         rss_after_import_mib=rss_after_import,
         flops_partial=partial,
@@ -195,6 +203,31 @@ def bench_ours(args):
         monitor_share=round(monitor / (monitor + args.log_every * per_iter), 5),
     )
     return out
+
+
+def _diagnostics_cost(gan, step, batch, flops, args):
+    """The diagnostics' share of an iteration: FLOPs, and time with / without them, alternated."""
+    import tensorflow as tf
+
+    from pgn_tf import gan as gan_module
+
+    with_them = gan_module._diagnostics
+    gan_module._diagnostics = lambda out, *_: dict.fromkeys(gan_module.DIAGNOSTICS, tf.zeros((), out.f_hat.dtype))
+    try:
+        bare = tf.function(gan.train_step, jit_compile=args.jit)
+        bare_flops, _ = graph_flops(bare.get_concrete_function(batch).graph)
+    finally:
+        gan_module._diagnostics = with_them
+    a, b = [], []
+    for _ in range(args.warmup):
+        bare(batch)["g_loss"].numpy()
+    for _ in range(args.iters):
+        a += _time(lambda: step(batch)["g_loss"].numpy(), 1, 0)
+        b += _time(lambda: bare(batch)["g_loss"].numpy(), 1, 0)
+    return {
+        "diagnostics_flop_share": round((flops - bare_flops) / flops, 6),
+        "diagnostics_time_share": round(1 - statistics.median(b) / statistics.median(a), 4),
+    }
 
 
 def bench_official(args):
