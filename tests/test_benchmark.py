@@ -1,5 +1,6 @@
 """The mode-collapse benchmark: protocol data and models, metrics by hand, the run loop, report and CLI."""
 
+import io
 import json
 import os
 import subprocess
@@ -128,7 +129,7 @@ def test_run_writes_results_summary_and_plots_and_resumes(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "ring8 gp1 seed 1 step 6/6 modes" in printed and "ETA" in printed
     assert np.load(os.path.join(out, "samples", "ring8_pgn_seed1.npy")).shape == (300, 2)
-    # The same command again: nothing to redo. An incomplete run (its last line lost) is redone.
+    # The same command again: nothing to redo. A run whose last line was lost goes on from its step-3 checkpoint.
     with open(os.path.join(out, "results.jsonl")) as f:
         lines = f.read().splitlines()
     with open(os.path.join(out, "results.jsonl"), "w") as f:
@@ -240,3 +241,33 @@ def test_a_mixture_run_at_several_dims_is_plotted_against_d(tmp_path):
     assert "ring8_dims.png" in paths and "ring8+d32_critic.png" in paths
     text = report.summary(rows)
     assert "| accuracy | denominator |" in text and "| none | 2 | 10 | 7.5 ± 0.5 |" in text
+
+
+def test_a_stopped_or_extended_run_goes_on_from_its_checkpoint_as_if_uninterrupted(tmp_path):
+    small = suites.get("grid25")._replace(eval_every=3, num_samples=300)
+    whole = run.run([small], ["gn"], [0], str(tmp_path / "whole"), steps=6)
+    run.run([small], ["gn"], [0], str(tmp_path / "extended"), steps=3)
+    printed = io.StringIO()
+    extended = run.run([small], ["gn"], [0], str(tmp_path / "extended"), steps=6, stream=printed)
+    assert "step 3/6" not in printed.getvalue() and "step 6/6" in printed.getvalue()  # steps 1-3 not trained again
+    assert [r["step"] for r in extended] == [3, 6]
+    for a, b in zip(whole, extended):
+        assert (a["modes"], a["hq"]) == (b["modes"], b["hq"])
+        np.testing.assert_allclose([a["critic"][k] for k in run.CRITIC_LOGS], [b["critic"][k] for k in run.CRITIC_LOGS],
+                                   rtol=1e-5, atol=1e-7)  # fmt: skip
+    # The last line lost: ckpt-6 has no line, so the run goes on from ckpt-3.
+    results = tmp_path / "extended" / "results.jsonl"
+    first_line = results.read_text().splitlines()[0] + "\n"
+    results.write_text(first_line)
+    printed = io.StringIO()
+    again = run.run([small], ["gn"], [0], str(tmp_path / "extended"), steps=6, stream=printed)
+    assert [r["step"] for r in again] == [3, 6] and "step 3/6" not in printed.getvalue()
+    # That checkpoint damaged as well: one warning line, and the run starts again from step 0.
+    for data_file in (tmp_path / "extended" / "runs" / "grid25_gn_seed0" / "checkpoints").glob("ckpt-3.data-*"):
+        data_file.write_bytes(b"broken")
+    results.write_text(first_line)
+    printed = io.StringIO()
+    again = run.run([small], ["gn"], [0], str(tmp_path / "extended"), steps=6, stream=printed)
+    warnings = [line for line in printed.getvalue().splitlines() if line.startswith("warning: ")]
+    assert len(warnings) == 1 and "ckpt-3" in warnings[0] and "step 3/6" in printed.getvalue()
+    assert [r["step"] for r in again] == [3, 6] and again[-1]["modes"] == whole[-1]["modes"]

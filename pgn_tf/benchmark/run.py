@@ -12,6 +12,7 @@ import tensorflow as tf
 
 from pgn_tf import cli, experiment, losses, optimizers, train_lib
 from pgn_tf.benchmark import metrics, suites
+from pgn_tf.errors import CheckpointError
 from pgn_tf.eval import diversity
 from pgn_tf.gan import DIAGNOSTICS
 
@@ -165,9 +166,13 @@ def run(suite_names, methods, seeds, out, steps=None, stream=None):
 
     suite_names: names (or `suites.Suite`s); methods: names in METHODS; steps: None for each suite's own.
 
-    A run is complete when its last evaluation step is in the file; lines of
-    incomplete runs are dropped and those runs start again, so an
-    interrupted benchmark is resumed by running the same command.
+    A run is complete when its last evaluation step is in the file. Each
+    evaluation also saves the run's checkpoint (DIR/runs/<run>/checkpoints,
+    the newest kept), so a run that was stopped, or one asked for more
+    --steps than it ran, goes on from its last evaluation: the stream is
+    stateless in (seed, step) and the learning rate constant, so the
+    continued run is the uninterrupted one. A run without a usable checkpoint
+    starts again, its lines dropped. Lines of runs not asked for are kept.
     """
     stream = stream or sys.stdout
     os.makedirs(os.path.join(out, "samples"), exist_ok=True)
@@ -178,23 +183,27 @@ def run(suite_names, methods, seeds, out, steps=None, stream=None):
     total_steps = {s.name: steps or s.steps for s, _, _ in plan}
     rows = read_results(path)
     done = {_key(r) for r in rows if r["step"] == total_steps.get(r["suite"], -1)}
-    kept = [r for r in rows if _key(r) in done or r["suite"] not in total_steps]
-    with open(path + ".tmp", "w") as f:
-        f.writelines(json.dumps(r) + "\n" for r in kept)
-    os.replace(path + ".tmp", path)
     todo = [p for p in plan if (p[0].name, p[1], p[2]) not in done]
     t0 = time.perf_counter()
     work = sum(total_steps[s.name] for s, _, _ in todo)
     finished = 0
     for suite, method, seed in todo:
         n_steps = total_steps[suite.name]
-        workdir = os.path.join(out, "runs", f"{suite.name}_{method}_seed{seed}")  # build writes nothing there
-        gan = experiment.build(run_config(suite, method, seed, n_steps), workdir).gan
+        key = (suite.name, method, seed)
+        workdir = os.path.join(out, "runs", f"{suite.name}_{method}_seed{seed}")
+        exp = experiment.build(run_config(suite, method, seed, n_steps), workdir)
+        gan = exp.gan
+        rows = read_results(path)
+        step, seconds_before = _resume(exp, [r for r in rows if _key(r) == key], n_steps, stream)
+        rows = [r for r in rows if _key(r) != key or r["step"] <= step]
+        with open(path + ".tmp", "w") as f:
+            f.writelines(json.dumps(r) + "\n" for r in rows)
+        os.replace(path + ".tmp", path)
         scorer = Scorer(suite, seed)
-        run_t0 = time.perf_counter()
-        step = 0
+        run_t0 = time.perf_counter() - seconds_before
+        finished += step
         while step < n_steps:
-            chunk = min(suite.eval_every, n_steps - step)
+            chunk = min(suite.eval_every - step % suite.eval_every, n_steps - step)
             history = gan.fit(suite.dataset(seed, step), epochs=1, steps_per_epoch=chunk, shuffle=False, verbose=0)
             critic = critic_logs(history, gan.discriminator.mode)
             step = int(gan.step.numpy())
@@ -202,6 +211,7 @@ def run(suite_names, methods, seeds, out, steps=None, stream=None):
             result, samples = scorer(gan)
             row = {"suite": suite.name, "method": method, "seed": seed, "step": step, **dict(suite.variant), **result,
                    "critic": critic, "probe": lipschitz_probe(gan, suite, seed), "seconds": round(seconds, 1)}  # fmt: skip
+            exp.manager.save(checkpoint_number=step)  # before the line: a line's step always has its checkpoint
             with open(path, "a") as f:
                 f.write(json.dumps(row) + "\n")
             finished += chunk
@@ -216,6 +226,25 @@ def run(suite_names, methods, seeds, out, steps=None, stream=None):
                   f"kl {kl} | {seconds:.0f} s, ETA {eta}", file=stream, flush=True)  # fmt: skip
         save_samples(out, suite.name, method, seed, samples)
     return read_results(path)
+
+
+def _resume(exp, rows, n_steps, stream):
+    """(step, seconds) to go on from: the run's newest checkpoint up to n_steps with a results line, else (0, 0)."""
+    steps = {r["step"]: r["seconds"] for r in rows}
+    try:
+        paths = exp.latest()
+    except CheckpointError:
+        paths = []
+    for ckpt in paths:
+        step = int(ckpt.rsplit("-", 1)[1])
+        if step in steps and step <= n_steps:
+            try:
+                exp.restore(ckpt)
+            except CheckpointError as e:
+                print(f"warning: {e} Starting the run again.", file=stream, flush=True)
+                return 0, 0.0
+            return step, steps[step]
+    return 0, 0.0
 
 
 def save_samples(out, suite, method, seed, samples):
