@@ -98,3 +98,61 @@ def test_gradient_accumulation_computes_the_one_batch_step():
         for a, b in zip(one, _accumulated_step(k)):
             np.testing.assert_allclose(b, a, rtol=0, atol=1e-12)
     assert max(float(np.abs(a - b).max()) for a, b in zip(one, _accumulated_step(1, penalty=None))) > 1e-6
+
+
+def test_a_batchnorm_generator_accumulates_each_micro_batch_with_its_own_statistics():
+    """The generator step with accumulation k, against its definition written out: G normalises each micro-batch
+    of batch / k on its own (as the official train_ddp.py), the gradients are averaged, and the moving statistics
+    take k updates. The full batch's statistics give another step (so the comparison can fail)."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from pgn_tf import experiment, losses, train_lib
+
+    def generator(z_dim):
+        z = keras.Input((z_dim,))
+        h = keras.layers.BatchNormalization(momentum=0.5)(keras.layers.Dense(192)(z))
+        return keras.Model(z, keras.layers.Reshape((8, 8, 3))(keras.layers.Activation("tanh")(h)))
+
+    def critic():
+        x = keras.Input((8, 8, 3))
+        return keras.Model(
+            x, keras.layers.Dense(1)(keras.layers.Dense(16, activation="relu")(keras.layers.Flatten()(x)))
+        )
+
+    def build(accumulation):
+        keras.utils.set_random_seed(0)
+        config = train_lib.settings(
+            dataset_fn=lambda batch_size, seed, start_step: None, generator_fn=generator, critic_fn=critic,
+            loss_fn=lambda: losses.bce, d_optimizer=lambda learning_rate: keras.optimizers.SGD(learning_rate),
+            g_optimizer=lambda learning_rate: keras.optimizers.SGD(learning_rate), lr_D=1.0, lr_G=1.0, z_dim=6,
+            n_dis=1, batch_size_D=8, batch_size_G=8, accumulation=accumulation, precision="float64",
+        )  # fmt: skip
+        return experiment.build(config, "unused").gan
+
+    k, n = 2, 8
+    gan = build(k)
+    g = gan.generator
+    trainable, moving = g.trainable_variables, g.non_trainable_variables
+    before = [v.numpy() for v in g.variables]
+    z, _ = gan.latents(n, 4)  # what the step draws: salt 4 n_dis
+    grads = [tf.zeros_like(v) for v in trainable]
+    for j in range(k):
+        with tf.GradientTape() as tape:
+            pred = gan.discriminator.normalize(gan.generate(z[j * n // k : (j + 1) * n // k]), training=True).f_hat
+            loss = losses.bce.generator(pred) / k
+        grads = [a + b for a, b in zip(grads, tape.gradient(loss, trainable))]
+    expected_weights = [v.numpy() - gr.numpy() for v, gr in zip(trainable, grads)]  # SGD, lr 1
+    expected_moving = [v.numpy() for v in moving]  # after k momentum updates, one per micro-batch
+    for v, value in zip(g.variables, before):
+        v.assign(value)
+    tf.function(lambda: gan.generator_step(n))()  # traced, as training runs it
+    for got, want in zip(trainable + moving, expected_weights + expected_moving):
+        np.testing.assert_allclose(got.numpy(), want, rtol=0, atol=1e-12)
+    one = build(1)
+    tf.function(lambda: one.generator_step(n))()
+    assert (
+        max(float(np.abs(a.numpy() - b.numpy()).max()) for a, b in zip(one.generator.trainable_variables, trainable))
+        > 1e-6
+    )
