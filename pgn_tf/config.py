@@ -74,6 +74,18 @@ def _component(name, value):
         raise ConfigError(f"{GIN_ROOT}.{name} must be a configurable (e.g. @data.digits), got {_kind(value)}.")
 
 
+def _dataset(name, value):
+    """A dataset function, or the one-string form of your own data (`data.named`): "folder:PATH", "tfds:NAME"."""
+    from pgn_tf.data import SPEC_PREFIXES
+
+    spec = isinstance(value, str) and any(value.startswith(p) and value[len(p) :] for p in SPEC_PREFIXES)
+    if not (spec or callable(value)):
+        raise ConfigError(
+            f'{GIN_ROOT}.{name} must be a configurable (e.g. @data.cifar10), "folder:PATH" or "tfds:NAME", '
+            f"got {_kind(value)}."
+        )
+
+
 def _optional_path(name, value):
     if value is not None and not isinstance(value, str):
         raise ConfigError(f"{GIN_ROOT}.{name} must be a path or None, got {_kind(value)}.")
@@ -177,7 +189,8 @@ class RunConfig(_Checked):
     """A whole run: its components, schedule, logging, evaluation and precision, and the loop's settings.
 
     Attributes:
-      dataset_fn: (batch_size, seed, start_step) -> tf.data of (images, labels).
+      dataset_fn: (batch_size, seed, start_step) -> tf.data of (images, labels), or
+        "folder:PATH" / "tfds:NAME" (`data.named`, at the critic's side).
       generator_fn, critic_fn: model builders, called with z_dim (G) and,
         for conditional models, num_classes.
       loss_fn: () -> losses.GANLoss (@losses.hinge, @losses.bce, @losses.wasserstein).
@@ -211,7 +224,7 @@ class RunConfig(_Checked):
       loop: the loop's settings (`LoopConfig`).
     """
 
-    dataset_fn: Callable = field(metadata={"check": _component})
+    dataset_fn: Callable = field(metadata={"check": _dataset})
     generator_fn: Callable = field(metadata={"check": _component})
     critic_fn: Callable = field(metadata={"check": _component})
     loss_fn: Callable = field(metadata={"check": _component})

@@ -6,6 +6,7 @@ one place that makes the models, optimizers, `PGNGAN` and checkpoint.
 """
 
 import contextlib
+import dataclasses
 import math
 import os
 import sys
@@ -305,6 +306,8 @@ def build(config, workdir, strategy=None, latents=None):
         cond = {"num_classes": loop.num_classes} if loop.conditional else {}
         generator = config.generator_fn(z_dim=loop.z_dim, **cond)
         critic = _build_critic(config.critic_fn, loop.spectral_norm, cond)
+        if isinstance(config.dataset_fn, str):  # "folder:PATH" / "tfds:NAME": at the side the critic takes
+            config = dataclasses.replace(config, dataset_fn=data.named(config.dataset_fn, critic.inputs[0].shape[1]))
         gan = PGNGAN(generator, critic, loop, latents=latents)
         d_opt, g_opt = _optimizers(config)
         gan.compile(d_optimizer=d_opt, g_optimizer=g_opt, loss_fn=config.loss_fn(), jit_compile=jit_compile)

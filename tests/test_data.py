@@ -221,15 +221,22 @@ def test_auto_streams_what_does_not_fit(tmp_path, monkeypatch):
     assert isinstance(source, data.DiskSource) and source.info.where.startswith(str(tmp_path / ".pgn_tf_cache"))
 
 
-def test_a_folder_trains_the_quickstart(tmp_path):
+def test_a_folder_trains_the_quickstart_from_one_binding(tmp_path):
+    """dataset_fn = "folder:PATH" is image_folder at the side the critic takes (32 here)."""
     from pgn_tf import train
 
-    make_folder(tmp_path / "images", size=32)
+    make_folder(tmp_path / "images", size=40)
     params = [p.split("=", 1)[1] for p in TINY_QUICKSTART[1:]]
-    params += ["train_and_evaluate.dataset_fn = @data.image_folder", f'data.image_folder.path = "{tmp_path}/images"',
-               "data.image_folder.size = %SIZE", "train_and_evaluate.total_steps = 2"]  # fmt: skip
+    params += [f'train_and_evaluate.dataset_fn = "folder:{tmp_path}/images"', "train_and_evaluate.total_steps = 2"]
     assert train.run(["quickstart.gin"], params, str(tmp_path / "wd")) == 0
     assert (tmp_path / "wd" / "checkpoints").is_dir()
+    named = data.named(f"folder:{tmp_path}/images", 32)
+    assert_same_batches(batches(named(batch_size=4, seed=1), 2),
+                        batches(data.image_folder(batch_size=4, seed=1, path=f"{tmp_path}/images", size=32), 2))  # fmt: skip
+    with tfds.testing.mock_data(num_examples=8):
+        assert next(iter(data.named("tfds:mnist", 32)(batch_size=4)))[0].shape == (4, 32, 32, 3)
+    with pytest.raises(data.DataError, match="unknown dataset 'lsun:church'"):
+        data.named("lsun:church", 32)
 
 
 # --- TFDS -----------------------------------------------------------------------------------------------

@@ -315,7 +315,9 @@ BAD_BINDINGS = {
     "train_and_evaluate.precision='bf16'": "precision must be one of ('float32', 'mixed_bfloat16', 'mixed_float16', 'float64')",
     "train_and_evaluate.jit_compile=1": "jit_compile must be True or False, got 1 (int)",
     "train_and_evaluate.fid_stats=3": "fid_stats must be a path or None, got 3 (int)",
-    "train_and_evaluate.dataset_fn='digits'": "dataset_fn must be a configurable (e.g. @data.digits), got 'digits'",
+    "train_and_evaluate.dataset_fn='digits'": 'dataset_fn must be a configurable (e.g. @data.cifar10), "folder:PATH"',
+    "train_and_evaluate.dataset_fn='folder:'": "\"tfds:NAME\", got 'folder:'",
+    "train_and_evaluate.dataset_fn=3": 'dataset_fn must be a configurable (e.g. @data.cifar10), "folder:PATH" or',
 }
 
 
