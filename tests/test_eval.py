@@ -434,3 +434,20 @@ def test_compute_fid_stats_tool(tmp_path, fake_inception):
         check=False, capture_output=True, text=True, cwd=str(tmp_path),
     )  # fmt: skip
     assert r.returncode == 2 and "unknown dataset 'mnist'" in r.stderr
+
+
+def test_plot_critic_reads_a_runs_events_and_its_input_size(tmp_path):
+    tool = load_tool("plot_critic")
+    writer = tf.summary.create_file_writer(str(tmp_path))
+    with writer.as_default():
+        for step in (10, 20):
+            tf.summary.scalar("pgn/grad_norm_mean", 55.0 + step, step=step)
+            tf.summary.scalar("critic/accuracy", 0.5, step=step)
+            tf.summary.scalar("train/unrelated", 1.0, step=step)
+    writer.close()
+    (tmp_path / "operative_config.gin").write_text("SIZE = 32\ndcgan.critic.size = %SIZE\n")
+    scalars = tool.read_scalars(str(tmp_path))
+    assert scalars["pgn/grad_norm_mean"] == {10: 65.0, 20: 75.0} and "train/unrelated" not in scalars
+    assert tool.input_dim(str(tmp_path)) == 32 * 32 * 3
+    tool.plot(scalars, 3072, str(tmp_path / "critic.png"), "t")
+    assert tf.io.decode_png(tf.io.read_file(str(tmp_path / "critic.png"))).shape[1] > 500
