@@ -113,6 +113,17 @@ def _rows(t, j, m):
     return None if t is None else t[j * m : (j + 1) * m]
 
 
+def _after(grads, *tensors):
+    """tensors, available only once grads (the micro-batches so far) are computed: in a traced step the
+    micro-batches then run one after another, so only one micro-batch's activations are alive at a time.
+    Unordered, TensorFlow's executor runs them side by side and accumulation saves no memory (measured:
+    tools/bench_accumulation.py). The values are unchanged."""
+    if grads is None or not tf.inside_function():
+        return tensors
+    with tf.control_dependencies([g.op for g in grads if g is not None]):
+        return tuple(None if t is None else tf.identity(t) for t in tensors)
+
+
 @keras.saving.register_keras_serializable(package="pgn_tf")
 class PGNGAN(keras.Model):
     """Generator, normalized critic and EMA generator, trained with `fit`.
@@ -268,7 +279,7 @@ class PGNGAN(keras.Model):
         m = b // loop.accumulation  # each micro-batch's mean loss / accumulation: the gradient of the batch's mean
         grads, logs = None, {}
         for j in range(loop.accumulation):
-            parts = (_rows(t, j, m) for t in (real, real_y, fake, fake_y, uniforms, alpha))
+            parts = _after(grads, *(_rows(t, j, m) for t in (real, real_y, fake, fake_y, uniforms, alpha)))
             micro_grads, micro_logs = self._critic_micro_step(d_vars, m, *parts)
             grads = micro_grads if grads is None else [a + g for a, g in zip(grads, micro_grads)]
             for key, value in micro_logs.items():  # maxima over the micro-batches, means averaged
@@ -353,7 +364,7 @@ class PGNGAN(keras.Model):
         m = batch_size // loop.accumulation
         grads, loss_sum = None, 0.0
         for j in range(loop.accumulation):
-            zj, yj = _rows(z, j, m), _rows(y, j, m)
+            zj, yj = _after(grads, _rows(z, j, m), _rows(y, j, m))
             with tf.GradientTape() as tape:
                 # The critic is frozen here: its weights get no gradient, which lets PGN / GN skip a backward pass.
                 pred = self.discriminator.normalize(self.generate(zj, yj), labels=yj, training=True, frozen=True).f_hat
