@@ -52,7 +52,7 @@ def summary(rows, command=None, notes=()):
         lines += ["", f"## {suite} ({total} modes)", ""]
         if "dim" in knobs:  # rows written since the knobs exist
             lines += [f"dim {knobs['dim']}, G output {knobs['g_out']}, loss {knobs['loss']}.", ""]
-        # Recall / coverage (digits-classifier features) where the rows have them: stacked digits since issue 20.
+        # The extra and critic columns that some row of the suite has (older rows lack them).
         every = [r for rs in methods.values() for r in rs]
         columns = {k: (lambda r, k=k: r.get(k)) for k in EXTRA_COLUMNS}
         columns.update(CRITIC_COLUMNS)

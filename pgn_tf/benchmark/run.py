@@ -19,8 +19,8 @@ from pgn_tf.gan import DIAGNOSTICS
 METHODS = ("pgn", "gn", "sn", "gp1", "gp0", "r1", "none")
 SAMPLE_BATCH = 1000  # generated images per call when scoring stacked digits
 REAL_SEED = 10_000  # + the run's seed: the real stacked digits recall / coverage are measured against
-# Each row's "critic": the DIAGNOSTICS, PGN / GN's denominator norm (||1 - grad f|| / ||grad f||; 0 for the others)
-# and the losses (2 ln 2 and ln 2 for a BCE critic at chance), each averaged over the chunk's steps.
+# Each row's "critic": the DIAGNOSTICS, PGN / GN's denominator norm (||1 - grad f|| / ||grad f||; None for the
+# others) and the losses (2 ln 2 and ln 2 for a BCE critic at chance), each averaged over the chunk's steps.
 CRITIC_LOGS = (*DIAGNOSTICS, "grad_norm_mean", "d_loss", "g_loss")
 UNCOMPUTED_WITHOUT_NORMALIZER = ("input_grad_norm_mean", "grad_norm_mean")  # zeros in the logs of mode "none"
 PROBE_SIZE = 256  # samples of each kind in an evaluation's Lipschitz probe
@@ -202,6 +202,7 @@ def run(suite_names, methods, seeds, out, steps=None, stream=None):
         scorer = Scorer(suite, seed)
         run_t0 = time.perf_counter() - seconds_before
         finished += step
+        samples = None
         while step < n_steps:
             chunk = min(suite.eval_every - step % suite.eval_every, n_steps - step)
             history = gan.fit(suite.dataset(seed, step), epochs=1, steps_per_epoch=chunk, shuffle=False, verbose=0)
@@ -224,7 +225,8 @@ def run(suite_names, methods, seeds, out, steps=None, stream=None):
             kl = "null" if result["kl"] is None else f"{result['kl']:.3f}"
             print(f"{suite.name} {method} seed {seed} step {step}/{n_steps} modes {result['modes']}/{modes}{hq} "
                   f"kl {kl} | {seconds:.0f} s, ETA {eta}", file=stream, flush=True)  # fmt: skip
-        save_samples(out, suite.name, method, seed, samples)
+        if samples is not None:
+            save_samples(out, suite.name, method, seed, samples)
     return read_results(path)
 
 
