@@ -135,7 +135,8 @@ def test_run_writes_results_summary_and_plots_and_resumes(tmp_path, capsys):
     with open(os.path.join(out, "results.jsonl"), "w") as f:
         f.write("\n".join(lines[:-1]) + "\n")
     again = run.run([small], ["pgn", "sn", "gp1"], [0, 1], out, steps=6)
-    assert capsys.readouterr().out.count("step 6/6") == 1 and len(again) == len(rows)
+    printed = capsys.readouterr().out
+    assert printed.count("step 6/6") == 1 and "step 3/6" not in printed and len(again) == len(rows)
     text = report.summary(again, "python -m pgn_tf.benchmark --suite=ring8")
     assert "## ring8 (8 modes)" in text and "| sn | 2 | 6 |" in text and "±" in text
     paths = report.plots(out, again)
@@ -270,4 +271,15 @@ def test_a_stopped_or_extended_run_goes_on_from_its_checkpoint_as_if_uninterrupt
     again = run.run([small], ["gn"], [0], str(tmp_path / "extended"), steps=6, stream=printed)
     warnings = [line for line in printed.getvalue().splitlines() if line.startswith("warning: ")]
     assert len(warnings) == 1 and "ckpt-3" in warnings[0] and "step 3/6" in printed.getvalue()
-    assert [r["step"] for r in again] == [3, 6] and again[-1]["modes"] == whole[-1]["modes"]
+    assert [r["step"] for r in again] == [3, 6]
+    np.testing.assert_allclose([again[-1]["critic"][k] for k in run.CRITIC_LOGS],
+                               [whole[-1]["critic"][k] for k in run.CRITIC_LOGS], rtol=1e-5, atol=1e-7)  # fmt: skip
+    # A damaged checkpoint list: moved aside with one warning line, and the run starts again.
+    ckpt_dir = tmp_path / "extended" / "runs" / "grid25_gn_seed0" / "checkpoints"
+    (ckpt_dir / "checkpoint").write_bytes(b"\x00\xffnot a list")
+    results.write_text(first_line)
+    printed = io.StringIO()
+    again = run.run([small], ["gn"], [0], str(tmp_path / "extended"), steps=6, stream=printed)
+    warnings = [line for line in printed.getvalue().splitlines() if line.startswith("warning: ")]
+    assert len(warnings) == 1 and "Moved aside" in warnings[0] and [r["step"] for r in again] == [3, 6]
+    assert len(list(ckpt_dir.parent.glob("checkpoints.damaged-*"))) == 1

@@ -367,6 +367,15 @@ def test_compute_fid_stats_of_any_source(tmp_path, fake_inception):
              "data.image_folder.size = 16", 'data.image_folder.crop = "random"'],
     )  # fmt: skip
     assert len(gin_source) == 15 and next(tool.real_batches(gin_source, 4)).shape == (4, 16, 16, 3)
+    import gin
+
+    gin.clear_config()
+    one_string = [f'train_and_evaluate.dataset_fn = "folder:{tmp_path}/images"']
+    assert next(tool.real_batches(tool.configured_source([], one_string, size=8), 4)).shape == (4, 8, 8, 3)
+    gin.clear_config()
+    with pytest.raises(data.DataError, match="needs --size"):
+        tool.configured_source([], one_string)
+    gin.clear_config()
     r = subprocess.run(
         [sys.executable, os.path.join(ROOT, "tools", "compute_fid_stats.py"), f"--dataset=folder:{tmp_path}/nope",
          "--size=16"],

@@ -68,8 +68,12 @@ def resolve(dataset, split=None, data_dir=None, size=None, crop="center"):
     )
 
 
-def configured_source(gin_files, gin_params):
-    """The source of the train_and_evaluate.dataset_fn a run's gin files and bindings give."""
+def configured_source(gin_files, gin_params, size=None):
+    """The source of the train_and_evaluate.dataset_fn a run's gin files and bindings give.
+
+    A one-string dataset_fn ("folder:PATH", "tfds:NAME") trains at the critic's side, which the config does
+    not state: size (--size) gives it.
+    """
     import gin
 
     from pgn_tf import cli
@@ -79,6 +83,10 @@ def configured_source(gin_files, gin_params):
         ref = gin.query_parameter("train_and_evaluate.dataset_fn")
     except ValueError:
         raise data.DataError("the gin config binds no train_and_evaluate.dataset_fn; pass a paper row.") from None
+    if isinstance(ref, str):
+        if size is None:
+            raise data.DataError(f"train_and_evaluate.dataset_fn = {ref!r} needs --size, the side the run trains at.")
+        return data.source_of(data.named(ref, size)(batch_size=1, seed=0, start_step=0))
     source = data.source_of(ref.scoped_configurable_fn(batch_size=1, seed=0, start_step=0))
     if source is None:
         raise data.DataError(f"train_and_evaluate.dataset_fn = @{ref.selector} is not a pgn_tf.data source.")
@@ -132,7 +140,7 @@ def main():
         if FLAGS.gin_file or FLAGS.gin_param:
             if dataset:
                 raise data.DataError("pass either --dataset or --gin_file / --gin_param, not both.")
-            source = configured_source(FLAGS.gin_file, FLAGS.gin_param)
+            source = configured_source(FLAGS.gin_file, FLAGS.gin_param, FLAGS.size)
         else:
             dataset = dataset or "cifar10"
             source = resolve(dataset, FLAGS.split, FLAGS.data_dir, FLAGS.size, FLAGS.crop)

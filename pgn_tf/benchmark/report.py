@@ -65,8 +65,10 @@ def summary(rows, command=None, notes=()):
         ]
         for method, rs in methods.items():
             per_seed = ", ".join(f"{r['seed']}: {r['modes']}" for r in rs)
+            steps = sorted({r["step"] for r in rs})  # seeds run to different budgets show as a range
+            step = str(steps[0]) if len(steps) == 1 else f"{steps[0]}-{steps[-1]}"
             lines.append(
-                f"| {method} | {len(rs)} | {rs[0]['step']} | {_mean_std([r['modes'] for r in rs], 1)} | "
+                f"| {method} | {len(rs)} | {step} | {_mean_std([r['modes'] for r in rs], 1)} | "
                 f"{_mean_std([r['hq'] for r in rs], 3)} | {_mean_std([r['kl'] for r in rs], 3)} | "
                 + "".join(f"{_mean_std([get(r) for r in rs], 3)} | " for get in columns.values())
                 + f"{np.mean([r['seconds'] for r in rs]):.0f} | {per_seed} |"

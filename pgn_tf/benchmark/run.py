@@ -168,7 +168,7 @@ def run(suite_names, methods, seeds, out, steps=None, stream=None):
 
     A run is complete when its last evaluation step is in the file. Each
     evaluation also saves the run's checkpoint (DIR/runs/<run>/checkpoints,
-    the newest kept), so a run that was stopped, or one asked for more
+    the three newest kept), so a run that was stopped, or one asked for more
     --steps than it ran, goes on from its last evaluation: the stream is
     stateless in (seed, step) and the learning rate constant, so the
     continued run is the uninterrupted one. A run without a usable checkpoint
@@ -191,17 +191,17 @@ def run(suite_names, methods, seeds, out, steps=None, stream=None):
         n_steps = total_steps[suite.name]
         key = (suite.name, method, seed)
         workdir = os.path.join(out, "runs", f"{suite.name}_{method}_seed{seed}")
-        exp = experiment.build(run_config(suite, method, seed, n_steps), workdir)
-        gan = exp.gan
         rows = read_results(path)
-        step, seconds_before = _resume(exp, [r for r in rows if _key(r) == key], n_steps, stream)
+        build = functools.partial(experiment.build, run_config(suite, method, seed, n_steps), workdir)
+        exp, step, seconds_before = _resume(build, workdir, [r for r in rows if _key(r) == key], n_steps, stream)
+        gan = exp.gan
         rows = [r for r in rows if _key(r) != key or r["step"] <= step]
         with open(path + ".tmp", "w") as f:
             f.writelines(json.dumps(r) + "\n" for r in rows)
         os.replace(path + ".tmp", path)
         scorer = Scorer(suite, seed)
         run_t0 = time.perf_counter() - seconds_before
-        finished += step
+        work -= step  # trained before this process: not in its rate
         samples = None
         while step < n_steps:
             chunk = min(suite.eval_every - step % suite.eval_every, n_steps - step)
@@ -230,23 +230,30 @@ def run(suite_names, methods, seeds, out, steps=None, stream=None):
     return read_results(path)
 
 
-def _resume(exp, rows, n_steps, stream):
-    """(step, seconds) to go on from: the run's newest checkpoint up to n_steps with a results line, else (0, 0)."""
+def _resume(build, workdir, rows, n_steps, stream):
+    """(experiment, step, seconds) to go on from: build()'s run restored from its newest checkpoint up to
+    n_steps that has a results line, else a fresh run at (0, 0). A checkpoint that does not restore is
+    skipped with one warning line (the next older one is tried); a damaged checkpoint list is moved aside.
+    """
     steps = {r["step"]: r["seconds"] for r in rows}
     try:
-        paths = exp.latest()
-    except CheckpointError:
-        paths = []
-    for ckpt in paths:
+        exp = build()
+    except CheckpointError as e:  # its list (checkpoints/checkpoint) does not parse
+        folder = os.path.join(workdir, "checkpoints")
+        os.replace(folder, f"{folder}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+        print(f"warning: {e} Moved aside; the run starts again.", file=stream, flush=True)
+        return build(), 0, 0.0
+    failed = False
+    for ckpt in exp.latest():
         step = int(ckpt.rsplit("-", 1)[1])
         if step in steps and step <= n_steps:
             try:
                 exp.restore(ckpt)
+                return exp, step, steps[step]
             except CheckpointError as e:
-                print(f"warning: {e} Starting the run again.", file=stream, flush=True)
-                return 0, 0.0
-            return step, steps[step]
-    return 0, 0.0
+                print(f"warning: {e} Trying an older one.", file=stream, flush=True)
+                failed = True
+    return (build(), 0, 0.0) if failed else (exp, 0, 0.0)  # a failed restore may have set some variables
 
 
 def save_samples(out, suite, method, seed, samples):
