@@ -15,7 +15,7 @@ import scipy.linalg
 import tensorflow as tf
 from conftest import ROOT, load_tool, make_fake_inception
 
-from pgn_tf import callbacks, data
+from pgn_tf import callbacks, data, evaluate
 from pgn_tf.eval import digits_classifier, diversity, evaluator, features, inception, metrics, stats
 
 
@@ -314,7 +314,7 @@ def _cli(module, *args):
     )
 
 
-def test_training_evaluates_keeps_best_and_evaluate_cli(tmp_path, fake_inception):
+def test_training_evaluates_keeps_best_and_evaluate_cli(tmp_path, fake_inception, capsys):
     wd = str(tmp_path / "run")
     params = [
         "train_and_evaluate.total_steps=4", "train_and_evaluate.eval_every=2", "train_and_evaluate.num_images=20",
@@ -358,18 +358,24 @@ def test_training_evaluates_keeps_best_and_evaluate_cli(tmp_path, fake_inception
     pngs = sorted(os.listdir(saved))  # the scored samples, for other tools
     assert pngs[0] == "000000.png" and len(pngs) == 20
     assert tf.io.decode_png(tf.io.read_file(str(saved / pngs[-1]))).shape == (32, 32, 3)
+    # Bad input: one error line and exit 2; the program once, the rest through evaluate.run (what it calls).
+    r = _cli("pgn_tf.evaluate", f"--workdir={wd}", "--num_images=20", "--checkpoint=nope")
+    errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
+    assert r.returncode == 2 and len(errors) == 1 and "checkpoint nope does not exist" in errors[0], r.stderr
+    assert "Traceback" not in r.stderr
     for bad, needle in (
-        ([f"--save_images={saved}"], "exists already"),
-        (["--save_images=/nonexistent/samples"], "parent folder does not exist or is not writable"),
-        (["--checkpoint=nope"], "checkpoint nope does not exist"),
-        ([f"--workdir={tmp_path}/missing"], "does not exist"),
-        (["--fid_stats=/nonexistent.npz"], "cannot read FID statistics"),
-        (["--inception_path=/nonexistent"], "no SavedModel"),
+        ({"save_images": str(saved)}, "exists already"),
+        ({"save_images": "/nonexistent/samples"}, "parent folder does not exist or is not writable"),
+        ({"workdir": f"{tmp_path}/missing"}, "does not exist"),
+        ({"fid_stats": "/nonexistent.npz"}, "cannot read FID statistics"),
+        ({"inception_path": "/nonexistent"}, "no SavedModel"),
     ):
-        args = [f"--workdir={wd}", "--num_images=20", *bad]
-        r = _cli("pgn_tf.evaluate", *args)
-        errors = [line for line in r.stderr.splitlines() if line.startswith("error:")]
-        assert r.returncode == 2 and len(errors) == 1 and needle in errors[0] and "Traceback" not in r.stderr, r.stderr
+        gin.clear_config()
+        assert evaluate.run(**{"workdir": wd, "num_images": 20, **bad}) == 2, bad
+        out, err = capsys.readouterr()
+        errors = err.strip().splitlines()
+        assert len(errors) == 1 and errors[0].startswith("error: ") and needle in errors[0] and out == "", err
+    gin.clear_config()
 
 
 def _coarse_features():
