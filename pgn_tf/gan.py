@@ -113,6 +113,20 @@ def _rows(t, j, m):
     return None if t is None else t[j * m : (j + 1) * m]
 
 
+def _summed(total, part):
+    """The micro-batches' gradients so far plus one more (part alone at first). An embedding's gradient is
+    IndexedSlices, which `+` does not take: those are summed densely (a class table, small)."""
+    if total is None:
+        return list(part)
+    sparse = (tf.IndexedSlices,)
+    return [
+        None if a is None
+        else tf.convert_to_tensor(a) + tf.convert_to_tensor(b) if isinstance(a, sparse) or isinstance(b, sparse)
+        else a + b
+        for a, b in zip(total, part)
+    ]  # fmt: skip
+
+
 def _after(grads, *tensors):
     """tensors, available only once grads (the micro-batches so far) are computed: in a traced step the
     micro-batches then run one after another, so only one micro-batch's activations are alive at a time.
@@ -281,7 +295,7 @@ class PGNGAN(keras.Model):
         for j in range(loop.accumulation):
             parts = _after(grads, *(_rows(t, j, m) for t in (real, real_y, fake, fake_y, uniforms, alpha)))
             micro_grads, micro_logs = self._critic_micro_step(d_vars, m, *parts)
-            grads = micro_grads if grads is None else [a + g for a, g in zip(grads, micro_grads)]
+            grads = _summed(grads, micro_grads)
             for key, value in micro_logs.items():  # maxima over the micro-batches, means averaged
                 logs[key] = (
                     value if key not in logs else (tf.maximum if key.endswith("_max") else tf.add)(logs[key], value)
@@ -371,7 +385,7 @@ class PGNGAN(keras.Model):
                 loss = self.loss_fn.generator(pred)
                 scaled = self.g_optimizer.scale_loss(loss / (replicas * loop.accumulation))
             micro = tape.gradient(scaled, g_vars)
-            grads = micro if grads is None else [a + g for a, g in zip(grads, micro)]
+            grads = _summed(grads, micro)
             loss_sum += loss
         self.g_optimizer.apply(grads, g_vars)
         return loss_sum / loop.accumulation

@@ -156,3 +156,42 @@ def test_a_batchnorm_generator_accumulates_each_micro_batch_with_its_own_statist
         max(float(np.abs(a.numpy() - b.numpy()).max()) for a, b in zip(one.generator.trainable_variables, trainable))
         > 1e-6
     )
+
+
+def test_accumulation_sums_an_embeddings_sparse_gradients():
+    """A conditional critic and generator (class embeddings: IndexedSlices gradients) accumulate to the one-batch
+    step, in float64."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from pgn_tf import experiment, losses, train_lib
+
+    def generator(z_dim, num_classes):
+        z, y = keras.Input((z_dim,)), keras.Input((), dtype="int32")
+        h = keras.layers.Concatenate()([z, keras.layers.Embedding(num_classes, 4)(y)])
+        return keras.Model([z, y], keras.layers.Reshape((8, 8, 3))(keras.layers.Dense(192, activation="tanh")(h)))
+
+    def critic(num_classes):
+        x, y = keras.Input((8, 8, 3)), keras.Input((), dtype="int32")
+        h = keras.layers.Dense(16, activation="relu")(keras.layers.Flatten()(x))
+        projection = keras.layers.Dot(axes=1)([h, keras.layers.Embedding(num_classes, 16)(y)])
+        return keras.Model([x, y], keras.layers.Add()([keras.layers.Dense(1)(h), projection]))
+
+    def step(accumulation):
+        keras.utils.set_random_seed(0)
+        sgd = lambda learning_rate: keras.optimizers.SGD(learning_rate)
+        config = train_lib.settings(
+            dataset_fn=lambda batch_size, seed, start_step: None, generator_fn=generator, critic_fn=critic,
+            loss_fn=lambda: losses.hinge, d_optimizer=sgd, g_optimizer=sgd, lr_D=0.5, lr_G=0.5, z_dim=6,
+            num_classes=3, batch_size_D=8, batch_size_G=8, accumulation=accumulation, precision="float64",
+        )  # fmt: skip
+        gan = experiment.build(config, "unused").gan
+        images = np.random.default_rng(0).uniform(-1, 1, (8, 8, 8, 3))
+        labels = np.array([0, 1, 2, 0, 1, 2, 0, 1], np.int32)
+        gan.fit(tf.data.Dataset.from_tensor_slices((images, labels)).batch(8), epochs=1, steps_per_epoch=1, verbose=0)
+        return [v.numpy() for v in gan.generator.weights + gan.discriminator.weights]
+
+    one = step(1)
+    for a, b in zip(one, step(2)):
+        np.testing.assert_allclose(b, a, rtol=0, atol=1e-12)
