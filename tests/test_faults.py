@@ -128,8 +128,11 @@ def test_kill_9_then_restart_ends_with_the_uninterrupted_weights(fault, at, resu
     assert evals[-1] == 8 and evals.count(8) == 1 + (fault == "save")  # saved after its evaluation, so scored twice
 
 
-@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("sig", [signal.SIGTERM])  # SIGINT takes the same handler (faults.StopSignals.SIGNALS)
 def test_a_signal_saves_the_step_reached_and_a_restart_loses_nothing(sig, uninterrupted, tmp_path):
+    from pgn_tf import faults
+
+    assert set(faults.StopSignals.SIGNALS) == {signal.SIGTERM, signal.SIGINT}  # Ctrl-C stops the same way
     workdir = tmp_path / "wd"
     proc = _start(workdir)
     seen = []

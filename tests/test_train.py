@@ -130,7 +130,7 @@ def test_one_fit_step_every_baseline(arch):
             assert _moved(before, [v for v in critic.weights if "sn_u" in v.path])
 
 
-@pytest.mark.parametrize("arch", ["dcgan.32", "resnet.32", "biggan.32"])
+@pytest.mark.parametrize("arch", ["dcgan.32", "biggan.32"])  # biggan.32 has residual blocks too (resnet.32: ~25 s)
 def test_compiled_fit_matches_eager(arch):
     """Two fit steps (n_dis 2, CR, Adam) eagerly and compiled: the same weights to float64 rounding."""
     from pgn_tf import precision
