@@ -230,9 +230,7 @@ def test_a_folder_trains_the_quickstart_from_one_binding(tmp_path):
     params += [f'train_and_evaluate.dataset_fn = "folder:{tmp_path}/images"', "train_and_evaluate.total_steps = 2"]
     assert train.run(["quickstart.gin"], params, str(tmp_path / "wd")) == 0
     assert (tmp_path / "wd" / "checkpoints").is_dir()
-    named = data.named(f"folder:{tmp_path}/images", 32)
-    assert_same_batches(batches(named(batch_size=4, seed=1), 2),
-                        batches(data.image_folder(batch_size=4, seed=1, path=f"{tmp_path}/images", size=32), 2))  # fmt: skip
+    # The folder's images are 40 px: the run trained only because the string form took the critic's 32.
     with tfds.testing.mock_data(num_examples=8):
         assert next(iter(data.named("tfds:mnist", 32)(batch_size=4)))[0].shape == (4, 32, 32, 3)
     with pytest.raises(data.DataError, match="unknown dataset 'lsun:church'"):
