@@ -76,10 +76,9 @@ def _component(name, value):
 
 def _dataset(name, value):
     """A dataset function, or the one-string form of your own data (`data.named`): "folder:PATH", "tfds:NAME"."""
-    from pgn_tf.data import SPEC_PREFIXES
+    from pgn_tf.data import is_named
 
-    spec = isinstance(value, str) and any(value.startswith(p) and value[len(p) :] for p in SPEC_PREFIXES)
-    if not (spec or callable(value)):
+    if not (is_named(value) or callable(value)):
         raise ConfigError(
             f'{GIN_ROOT}.{name} must be a configurable (e.g. @data.cifar10), "folder:PATH" or "tfds:NAME", '
             f"got {_kind(value)}."

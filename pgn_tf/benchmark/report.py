@@ -24,12 +24,22 @@ def _final_rows(rows):
 # Shown beside modes and KL where the rows have them: the image-scale diversity measures (stacked digits) and,
 # for a mixture embedded in D > 2 dimensions, its scores in all D and the median distance off the plane.
 EXTRA_COLUMNS = ("recall", "coverage", "modes_full", "hq_full", "off_plane")
+
+
 # The critic at the last step (rows written since issue 21): its accuracy, PGN / GN's denominator norm and the
 # raw ||grad_x f|| on held-out reals (the Lipschitz probe, for every method).
+def _critic(key):
+    return lambda r: r.get("critic", {}).get(key)
+
+
+def _probe(key):
+    return lambda r: r.get("probe", {}).get(key)
+
+
 CRITIC_COLUMNS = {
-    "accuracy": lambda r: r.get("critic", {}).get("accuracy"),
-    "denominator": lambda r: r.get("critic", {}).get("grad_norm_mean"),
-    "raw grad norm": lambda r: r.get("probe", {}).get("raw_real_mean"),
+    "accuracy": _critic("accuracy"),
+    "denominator": _critic("grad_norm_mean"),
+    "raw grad norm": _probe("raw_real_mean"),
 }
 
 
@@ -47,7 +57,7 @@ def summary(rows, command=None, notes=()):
         lines += [f"Command: `{command}`", ""]
     lines += list(notes)
     for suite, methods in sorted(_final_rows(rows).items()):
-        total = len(suites.MIXTURES[suites.base(suite)][0]) if suites.base(suite) in suites.MIXTURES else 1000
+        total = suites.num_modes(suite)
         knobs = next(iter(methods.values()))[0]
         lines += ["", f"## {suite} ({total} modes)", ""]
         if "dim" in knobs:  # rows written since the knobs exist
@@ -117,7 +127,7 @@ def plots(out, rows):
             _save(fig, written[-1])
             plt.close(fig)
 
-            written.append(_modes_plot(plt, out, rows, suite, names, len(means)))
+            written.append(_modes_plot(plt, out, rows, suite, names))
         else:
             fig, axes = plt.subplots(1, len(names), figsize=(max(2.2 * len(names), 4.5), 2.6), dpi=80, squeeze=False)
             for ax, method in zip(axes[0], names):
@@ -130,7 +140,7 @@ def plots(out, rows):
             written.append(os.path.join(out, f"{suite}_samples.png"))
             _save(fig, written[-1])
             plt.close(fig)
-            written.append(_modes_plot(plt, out, rows, suite, names, 1000))
+            written.append(_modes_plot(plt, out, rows, suite, names))
         if any("critic" in r for r in rows if r["suite"] == suite):
             written.append(_critic_plot(plt, out, rows, suite, names))
     written += _dims_plots(plt, out, rows)
@@ -159,7 +169,7 @@ def _curve(ax, rows, suite, method, value, label=None):
     ax.fill_between(steps, mean - std, mean + std, alpha=0.15, color=_color(method))
 
 
-def _modes_plot(plt, out, rows, suite, names, total):
+def _modes_plot(plt, out, rows, suite, names):
     """DIR/<suite>_modes.png: modes covered against steps (and recall / coverage where the rows have them)."""
     diversity = [k for k in ("recall", "coverage") if any(r.get(k) is not None for r in rows if r["suite"] == suite)]
     fig, axes = plt.subplots(1, 1 + len(diversity), figsize=(5 + 3.4 * len(diversity), 3.2), dpi=80, squeeze=False)
@@ -168,7 +178,7 @@ def _modes_plot(plt, out, rows, suite, names, total):
         for ax, k in zip(axes[0, 1:], diversity):
             _curve(ax, rows, suite, method, lambda r, k=k: r.get(k))
     axes[0, 0].set(xlabel="step", ylabel="modes covered", title=f"{suite}: mean ± std over seeds")
-    axes[0, 0].axhline(total, color="grey", lw=0.5, ls="--")
+    axes[0, 0].axhline(suites.num_modes(suite), color="grey", lw=0.5, ls="--")
     axes[0, 0].legend(fontsize=7, ncol=2)
     for ax, k in zip(axes[0, 1:], diversity):
         ax.set(xlabel="step", ylabel=k, ylim=(0, 1.02), title=f"{k} (digits-classifier features)")
@@ -181,12 +191,12 @@ def _modes_plot(plt, out, rows, suite, names, total):
 
 # The critic against steps: what each panel shows, and how it is read from a results line.
 CRITIC_PANELS = (
-    ("accuracy (f_hat on the right side)", lambda r: r.get("critic", {}).get("accuracy")),
-    ("d_loss (BCE at chance: 2 ln 2)", lambda r: r.get("critic", {}).get("d_loss")),
-    ("denominator: ||1 - grad f|| (PGN), ||grad f|| (GN)", lambda r: r.get("critic", {}).get("grad_norm_mean")),
-    ("raw ||grad_x f|| on held-out reals", lambda r: r.get("probe", {}).get("raw_real_mean")),
-    ("raw f on reals (mean)", lambda r: r.get("critic", {}).get("f_real_mean")),
-    ("saturated: share of |f_hat| > 0.99", lambda r: r.get("critic", {}).get("saturated")),
+    ("accuracy (f_hat on the right side)", CRITIC_COLUMNS["accuracy"]),
+    ("d_loss (BCE at chance: 2 ln 2)", _critic("d_loss")),
+    ("denominator: ||1 - grad f|| (PGN), ||grad f|| (GN)", CRITIC_COLUMNS["denominator"]),
+    ("raw ||grad_x f|| on held-out reals", CRITIC_COLUMNS["raw grad norm"]),
+    ("raw f on reals (mean)", _critic("f_real_mean")),
+    ("saturated: share of |f_hat| > 0.99", _critic("saturated")),
 )
 
 

@@ -218,12 +218,9 @@ def run(suite_names, methods, seeds, out, steps=None, stream=None):
             finished += chunk
             rate = finished / (time.perf_counter() - t0)
             eta = time.strftime("%H:%M:%S", time.gmtime((work - finished) / max(rate, 1e-9)))
-            modes = (
-                len(suites.MIXTURES[suites.base(suite.name)][0]) if suites.base(suite.name) in suites.MIXTURES else 1000
-            )
             hq = "" if result["hq"] is None else f" hq {result['hq']:.3f}"
             kl = "null" if result["kl"] is None else f"{result['kl']:.3f}"
-            print(f"{suite.name} {method} seed {seed} step {step}/{n_steps} modes {result['modes']}/{modes}{hq} "
+            print(f"{suite.name} {method} seed {seed} step {step}/{n_steps} modes {result['modes']}/{suites.num_modes(suite.name)}{hq} "
                   f"kl {kl} | {seconds:.0f} s, ETA {eta}", file=stream, flush=True)  # fmt: skip
         if samples is not None:
             save_samples(out, suite.name, method, seed, samples)

@@ -42,6 +42,11 @@ def base(name):
     return name.split("+")[0]
 
 
+def num_modes(name):
+    """The modes of the suite a (possibly varied) name is of: 8, 25, or STACKED_MODES."""
+    return len(MIXTURES[base(name)][0]) if base(name) in MIXTURES else STACKED_MODES
+
+
 def embedding(dim):
     """A fixed [2, dim] map with orthonormal rows (seeded by dim): the plane's embedding in dim dimensions."""
     q, _ = np.linalg.qr(np.random.default_rng([EMBED_SEED, dim]).standard_normal((dim, 2)))
@@ -148,6 +153,7 @@ def _label(name, dim=2, g_out="linear", loss="bce"):
 # ---- stacked digits -----------------------------------------------------------------------------
 
 STACKED_SIZE = 32
+STACKED_MODES = 1000  # digit triples
 STACKED_WIDTH = 0.25  # the quickstart's models
 
 

@@ -39,13 +39,27 @@ from pgn_tf.data.tfds_sources import (
 from pgn_tf.errors import DataError
 
 __all__ = [
-    "LSUN_CATEGORIES", "MEMORY_BUDGET", "REFERENCE_DATASETS", "SOURCES", "SPEC_PREFIXES", "ArraySource", "DataError",
+    "LSUN_CATEGORIES", "MEMORY_BUDGET", "REFERENCE_DATASETS", "SOURCES", "ArraySource", "DataError",
     "DiskSource", "SourceInfo", "arrays", "celeb_a_hq", "check_num_classes", "cifar10", "digits", "digits_arrays",
-    "digits_source", "folder_source", "host_reachable", "image_folder", "lsun", "named", "pipeline",
+    "digits_source", "folder_source", "host_reachable", "image_folder", "is_named", "lsun", "named", "pipeline",
     "reference_source", "source_of", "stl10", "tfds", "tfds_source",
 ]  # fmt: skip
 
-SPEC_PREFIXES = ("folder:", "tfds:")
+# The one-string forms of your own data: prefix -> (the dataset function, the argument the rest of the string is).
+NAMED = {"folder:": (image_folder, "path"), "tfds:": (tfds, "name")}
+
+
+def _split(spec):
+    """(function, {argument: rest}) of a one-string spec, else None."""
+    for prefix, (fn, arg) in NAMED.items():
+        if isinstance(spec, str) and spec.startswith(prefix) and spec[len(prefix) :]:
+            return fn, {arg: spec[len(prefix) :]}
+    return None
+
+
+def is_named(spec):
+    """Whether `named` takes spec."""
+    return _split(spec) is not None
 
 
 def named(spec, size):
@@ -56,11 +70,13 @@ def named(spec, size):
     Raises:
       DataError: a spec of neither form.
     """
-    if spec.startswith("folder:") and spec[len("folder:") :]:
-        return functools.partial(image_folder, path=spec[len("folder:") :], size=size)
-    if spec.startswith("tfds:") and spec[len("tfds:") :]:
-        return functools.partial(tfds, name=spec[len("tfds:") :], size=size)
-    raise DataError(f"unknown dataset {spec!r}; give a configurable (e.g. @data.cifar10), folder:PATH or tfds:NAME.")
+    split = _split(spec)
+    if split is None:
+        raise DataError(
+            f"unknown dataset {spec!r}; give a configurable (e.g. @data.cifar10), folder:PATH or tfds:NAME."
+        )
+    fn, kwargs = split
+    return functools.partial(fn, **kwargs, size=size)
 
 
 def digits_arrays(size=32):
