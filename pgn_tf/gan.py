@@ -8,11 +8,14 @@ import tensorflow as tf
 
 from pgn_tf import penalties
 from pgn_tf.config import LoopConfig
-from pgn_tf.normalization import PGNDiscriminator
+from pgn_tf.normalization import Normalized, PGNDiscriminator, sensitivity
 
 # What the critic does, every log_every for every method (TensorBoard critic/): the raw output f on reals and
 # fakes, the raw input-gradient norm (beside pgn/grad_norm, PGN's denominator), the share of samples on their
-# side (f_hat > 0 for reals, < 0 for fakes) and the share of saturated outputs, |f_hat| > 0.99.
+# side (f_hat > 0 for reals, < 0 for fakes), the share of saturated outputs, |f_hat| > 0.99, and the loss's
+# pull on the raw f of reals and of fakes: the mean of -d loss_i / d f_i (the way gradient descent moves each
+# sample's f, through f_hat with the denominator's norm held). The two pulls' sum is what a shift shared by
+# every output, such as the last bias, is pushed by.
 DIAGNOSTICS = (
     "f_real_mean",
     "f_real_std",
@@ -21,6 +24,8 @@ DIAGNOSTICS = (
     "input_grad_norm_mean",
     "accuracy",
     "saturated",
+    "pull_real_mean",
+    "pull_fake_mean",
 )
 TRACKERS = (
     "d_loss",
@@ -92,11 +97,16 @@ def augment(images, uniforms, max_shift=0.2, fill=-1.0):
     return tf.where(inside, out, tf.cast(fill, images.dtype))
 
 
-def _diagnostics(out, pred_real, pred_fake, m):
-    """The DIAGNOSTICS of one critic call on m reals then m fakes (a few reductions of what the step has)."""
-    f_real, f_fake = tf.stop_gradient(out.f[:m]), tf.stop_gradient(out.f[m:])
-    f_hat, dtype = tf.stop_gradient(out.f_hat), out.f_hat.dtype
+def _diagnostics(out, pred_real, pred_fake, m, loss_fn, mode):
+    """The DIAGNOSTICS of one critic call on m reals then m fakes (a few elementwise ops on what the step has)."""
+    out = Normalized(*(tf.stop_gradient(t) for t in out))
+    f_real, f_fake, f_hat, dtype = out.f[:m], out.f[m:], out.f_hat, out.f_hat.dtype
     right = tf.concat([tf.stop_gradient(pred_real) > 0, tf.stop_gradient(pred_fake) < 0], axis=0)
+    with tf.GradientTape() as tape:
+        tape.watch(f_hat)
+        loss, _, _ = loss_fn.critic(f_hat[:m], f_hat[m:])
+    # Each side's loss is a mean over its m samples: m * d loss / d f_hat_i is sample i's own.
+    pull = -tape.gradient(loss, f_hat) * tf.cast(m, dtype) * sensitivity(out, mode)
     return {
         "f_real_mean": tf.reduce_mean(f_real),
         "f_real_std": tf.math.reduce_std(f_real),
@@ -105,6 +115,8 @@ def _diagnostics(out, pred_real, pred_fake, m):
         "input_grad_norm_mean": tf.reduce_mean(tf.stop_gradient(out.input_grad_norm)),
         "accuracy": tf.reduce_mean(tf.cast(right, dtype)),
         "saturated": tf.reduce_mean(tf.cast(tf.abs(f_hat) > 0.99, dtype)),
+        "pull_real_mean": tf.reduce_mean(pull[:m]),
+        "pull_fake_mean": tf.reduce_mean(pull[m:]),
     }
 
 
@@ -337,7 +349,7 @@ class PGNGAN(keras.Model):
             "f_hat_max": tf.reduce_max(out.f_hat),
             "grad_norm_mean": tf.reduce_mean(out.grad_norm),
             "grad_norm_max": tf.reduce_max(out.grad_norm),
-            **_diagnostics(out, pred_real, pred_fake, m),
+            **_diagnostics(out, pred_real, pred_fake, m, self.loss_fn, self.discriminator.mode),
         }
         return tape.gradient(scaled, d_vars), logs
 

@@ -112,6 +112,21 @@ def normalize(critic, x, labels=None, mode="pgn", training=None, eps=EPS, frozen
     return Normalized(num / (grad_norm_b + tf.abs(num)), f, grad_norm, input_grad_norm)
 
 
+def sensitivity(out, mode):
+    """d f_hat / d f of each sample, the denominator's norm G held: [N, 1].
+
+    PGN: -G / (G + |1 - f|)^2; GN: G / (G + |f|)^2; "none": 1 (f_hat is f).
+    Both normalisers flatten as |f| grows: a sample far on its side passes
+    little of the loss's pull on f_hat on to f.
+    """
+    if mode == "none":
+        return tf.ones_like(out.f)
+    g = tf.reshape(out.grad_norm, [-1] + [1] * (len(out.f.shape) - 1))
+    num = 1.0 - out.f if mode == "pgn" else out.f
+    s = g / tf.square(g + tf.abs(num))
+    return -s if mode == "pgn" else s
+
+
 def penalty_normalize(critic, x, labels=None, training=None, eps=EPS):
     """PGN: f_hat = (1 - f) / (||1 - grad_x f|| + |1 - f|); see `normalize`."""
     return normalize(critic, x, labels, "pgn", training, eps).f_hat

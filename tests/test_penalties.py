@@ -174,11 +174,12 @@ def test_lipschitz_monitor_of_a_linear_critic_is_its_known_gradient_norm():
 
 @pytest.mark.parametrize("mode", ["pgn", "gn", "none"])
 def test_critic_diagnostics_of_a_linear_critic(mode):
-    """f on reals / fakes, ||grad_x f|| = ||w||, the share on its side and the saturated share, as computed by hand."""
+    """f on reals / fakes, ||grad_x f|| = ||w||, the share on its side, the saturated share and the loss's pull on
+    each side's f, as computed by hand."""
     from pgn_tf import losses
 
     gan, critic, layer = _linear_gan(mode)
-    gan.compile(keras.optimizers.SGD(0.0), keras.optimizers.SGD(0.0), losses.hinge)  # lr 0: D stays as measured
+    gan.compile(keras.optimizers.SGD(0.0), keras.optimizers.SGD(0.0), losses.bce)  # lr 0: D stays as measured
     real = tf.constant(_images(14, 4), tf.float32)
     logs = gan.critic_step(real)
     z, _ = gan.latents(4, 0)
@@ -191,3 +192,12 @@ def test_critic_diagnostics_of_a_linear_critic(mode):
     np.testing.assert_allclose(logs["input_grad_norm_mean"], w_norm, rtol=1e-5)
     np.testing.assert_allclose(logs["accuracy"], np.mean(np.r_[f_hat[:4] > 0, f_hat[4:] < 0]))
     np.testing.assert_allclose(logs["saturated"], np.mean(np.abs(f_hat) > 0.99))
+    # The pull, -d loss_i / d f_i: BCE's -d/d f_hat is sigmoid(-f_hat) for a real, -sigmoid(f_hat) for a fake,
+    # times d f_hat / d f with the denominator's norm c held: PGN -c / (c + |1 - f|)^2, GN c / (c + |f|)^2.
+    w = layer.kernel.numpy()[:, 0]
+    c = np.sqrt(np.sum((1.0 - w) ** 2) + EPS) if mode == "pgn" else np.sqrt(np.sum(w**2) + EPS)
+    slope = {"pgn": -c / (c + np.abs(1.0 - f)) ** 2, "gn": c / (c + np.abs(f)) ** 2, "none": np.ones_like(f)}[mode]
+    sigmoid = 1.0 / (1.0 + np.exp(-f_hat))
+    pull = np.r_[1.0 - sigmoid[:4], -sigmoid[4:]] * slope
+    np.testing.assert_allclose(logs["pull_real_mean"], pull[:4].mean(), rtol=1e-5)
+    np.testing.assert_allclose(logs["pull_fake_mean"], pull[4:].mean(), rtol=1e-5)
