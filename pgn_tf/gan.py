@@ -15,7 +15,8 @@ from pgn_tf.normalization import Normalized, PGNDiscriminator, sensitivity
 # side (f_hat > 0 for reals, < 0 for fakes), the share of saturated outputs, |f_hat| > 0.99, and the loss's
 # pull on the raw f of reals and of fakes: the mean of -d loss_i / d f_i (the way gradient descent moves each
 # sample's f, through f_hat with the denominator's norm held). The two pulls' sum is what a shift shared by
-# every output, such as the last bias, is pushed by.
+# every output, such as the last bias, is pushed by. Last, cos(grad_x f, 1): how far the raw gradient points
+# along the ones vector of PGN's ||1 - grad_x f|| (0 for the raw critics, which compute no input gradient).
 DIAGNOSTICS = (
     "f_real_mean",
     "f_real_std",
@@ -26,6 +27,7 @@ DIAGNOSTICS = (
     "saturated",
     "pull_real_mean",
     "pull_fake_mean",
+    "ones_cos_mean",
 )
 TRACKERS = (
     "d_loss",
@@ -117,6 +119,7 @@ def _diagnostics(out, pred_real, pred_fake, m, loss_fn, mode):
         "saturated": tf.reduce_mean(tf.cast(tf.abs(f_hat) > 0.99, dtype)),
         "pull_real_mean": tf.reduce_mean(pull[:m]),
         "pull_fake_mean": tf.reduce_mean(pull[m:]),
+        "ones_cos_mean": tf.reduce_mean(out.ones_cos),
     }
 
 

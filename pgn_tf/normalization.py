@@ -19,13 +19,17 @@ class Normalized(NamedTuple):
     grad_norm: [N] the per-sample norm in the denominator (||1 - grad_x f|| for
     PGN, ||grad_x f|| for GN, zeros for "none"); input_grad_norm: [N] the raw
     ||grad_x f|| (the same as grad_norm for GN, zeros for "none", which
-    computes no input gradient).
+    computes no input gradient); ones_cos: [N] cos(grad_x f, 1), the raw
+    gradient's alignment with the ones vector of PGN's 1 - grad_x f (PGN and
+    GN; zeros for "none"): near 1, a critic lowers ||1 - grad_x f|| below
+    sqrt(d) by responding to a shift of every input number together.
     """
 
     f_hat: tf.Tensor
     f: tf.Tensor
     grad_norm: tf.Tensor
     input_grad_norm: tf.Tensor
+    ones_cos: tf.Tensor
 
 
 def call_critic(critic, x, labels, training):
@@ -90,18 +94,20 @@ def normalize(critic, x, labels=None, mode="pgn", training=None, eps=EPS, frozen
     if mode == "none":
         f = tf.cast(call_critic(critic, x, labels, training), x.dtype)
         zeros = tf.zeros(tf.shape(f)[:1], f.dtype)
-        return Normalized(f, f, zeros, zeros)
+        return Normalized(f, f, zeros, zeros, zeros)
     with tf.GradientTape(watch_accessed_variables=False) as tape:
         tape.watch(x)
         # In x's dtype: a mixed-precision critic computes in (b)float16, the norm and division do not.
         f = tf.cast(call_critic(critic, x, labels, training), x.dtype)
     # d(sum f)/dx: the same as autograd.grad(f, x, ones_like(f)).
     grad = tape.gradient(f, x)
+    axes, d = list(range(1, len(x.shape))), tf.cast(tf.reduce_prod(tf.shape(x)[1:]), x.dtype)
     if frozen and is_piecewise_linear(critic):
         grad = tf.stop_gradient(grad)  # constant between kinks: no second-order term
-        linear = tf.reduce_sum(grad * (x - tf.stop_gradient(x)), axis=list(range(1, len(x.shape))))
+        linear = tf.reduce_sum(grad * (x - tf.stop_gradient(x)), axis=axes)
         f = tf.stop_gradient(f) + tf.reshape(linear, tf.shape(f))  # the same value; d f / dx = grad
     input_grad_norm = per_sample_norm(grad, eps)
+    ones_cos = tf.reduce_sum(grad, axis=axes) / (tf.sqrt(d) * input_grad_norm)
     if mode == "pgn":
         grad_norm = per_sample_norm(1.0 - grad, eps)
         num = 1.0 - f
@@ -109,7 +115,7 @@ def normalize(critic, x, labels=None, mode="pgn", training=None, eps=EPS, frozen
         grad_norm = input_grad_norm
         num = f
     grad_norm_b = tf.reshape(grad_norm, [-1] + [1] * (len(f.shape) - 1))
-    return Normalized(num / (grad_norm_b + tf.abs(num)), f, grad_norm, input_grad_norm)
+    return Normalized(num / (grad_norm_b + tf.abs(num)), f, grad_norm, input_grad_norm, ones_cos)
 
 
 def sensitivity(out, mode):

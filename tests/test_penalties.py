@@ -174,8 +174,8 @@ def test_lipschitz_monitor_of_a_linear_critic_is_its_known_gradient_norm():
 
 @pytest.mark.parametrize("mode", ["pgn", "gn", "none"])
 def test_critic_diagnostics_of_a_linear_critic(mode):
-    """f on reals / fakes, ||grad_x f|| = ||w||, the share on its side, the saturated share and the loss's pull on
-    each side's f, as computed by hand."""
+    """f on reals / fakes, ||grad_x f|| = ||w||, the share on its side, the saturated share, the loss's pull on
+    each side's f and the gradient's alignment with the ones vector, as computed by hand."""
     from pgn_tf import losses
 
     gan, critic, layer = _linear_gan(mode)
@@ -201,3 +201,6 @@ def test_critic_diagnostics_of_a_linear_critic(mode):
     pull = np.r_[1.0 - sigmoid[:4], -sigmoid[4:]] * slope
     np.testing.assert_allclose(logs["pull_real_mean"], pull[:4].mean(), rtol=1e-5)
     np.testing.assert_allclose(logs["pull_fake_mean"], pull[4:].mean(), rtol=1e-5)
+    # cos(grad_x f, 1) = sum(w) / (sqrt(d) ||w||), d = 4 input numbers; the raw critic computes no gradient: 0.
+    cos = np.sum(w) / (2.0 * np.linalg.norm(w)) if mode != "none" else 0.0
+    np.testing.assert_allclose(logs["ones_cos_mean"], cos, rtol=1e-5, atol=1e-7)

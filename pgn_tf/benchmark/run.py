@@ -22,7 +22,11 @@ REAL_SEED = 10_000  # + the run's seed: the real stacked digits recall / coverag
 # Each row's "critic": the DIAGNOSTICS, PGN / GN's denominator norm (||1 - grad f|| / ||grad f||; None for the
 # others) and the losses (2 ln 2 and ln 2 for a BCE critic at chance), each averaged over the chunk's steps.
 CRITIC_LOGS = (*DIAGNOSTICS, "grad_norm_mean", "d_loss", "g_loss")
-UNCOMPUTED_WITHOUT_NORMALIZER = ("input_grad_norm_mean", "grad_norm_mean")  # zeros in the logs of mode "none"
+UNCOMPUTED_WITHOUT_NORMALIZER = (
+    "input_grad_norm_mean",
+    "grad_norm_mean",
+    "ones_cos_mean",
+)  # zeros in the logs of mode "none"
 PROBE_SIZE = 256  # samples of each kind in an evaluation's Lipschitz probe
 
 
