@@ -452,5 +452,5 @@ def test_plot_critic_reads_a_runs_events_and_its_input_size(tmp_path):
     scalars = tool.read_scalars(str(tmp_path))
     assert scalars["pgn/grad_norm_mean"] == {10: 65.0, 20: 75.0} and "train/unrelated" not in scalars
     assert tool.input_dim(str(tmp_path)) == 32 * 32 * 3
-    tool.plot(scalars, 3072, str(tmp_path / "critic.png"), "t")
+    tool.plot({"a": scalars, "b": scalars}, 3072, str(tmp_path / "critic.png"), "t")
     assert tf.io.decode_png(tf.io.read_file(str(tmp_path / "critic.png"))).shape[1] > 500

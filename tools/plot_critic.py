@@ -1,12 +1,13 @@
-"""The critic of a training run against steps, from its TensorBoard events: python tools/plot_critic.py
+"""The critic of training runs against steps, from their TensorBoard events: python tools/plot_critic.py
 
-  --workdir=DIR --out=PNG [--json=FILE]
+  --workdir=DIR [--workdir=DIR2 ...] --out=PNG [--json=FILE]
 
-Reads DIR's event files (what `train_and_evaluate` logs every log_every steps) and draws, against the
-step: the normaliser's denominator (pgn/grad_norm_mean: ||1 - grad_x f|| for PGN) beside sqrt(d) for the
-critic's input size d, the raw ||grad_x f|| (critic/input_grad_norm_mean), the raw critic output f on
-reals and fakes, f_hat's largest value, the critic's accuracy and d_loss beside 2 ln 2 (a BCE critic at
-chance). --json also writes the scalars, {tag: {step: value}}, for tables.
+Reads each DIR's event files (what `train_and_evaluate` logs every log_every steps) and draws, against the
+step, one curve per run: the normaliser's denominator (pgn/grad_norm_mean: ||1 - grad_x f|| for PGN,
+||grad_x f|| for GN) beside sqrt(d) for the critic's input size d, the raw ||grad_x f||
+(critic/input_grad_norm_mean), the raw critic output f on reals and fakes, the loss's pull on f of each
+side, cos(grad_x f, 1), the critic's accuracy and d_loss beside 2 ln 2 (a BCE critic at chance). --json also
+writes the scalars, {run: {tag: {step: value}}} (with one --workdir: {tag: {step: value}}), for tables.
 """
 
 import argparse
@@ -28,6 +29,9 @@ TAGS = (
     "critic/accuracy",
     "train/d_loss",
     "train/g_loss",
+    "critic/pull_real_mean",
+    "critic/pull_fake_mean",
+    "critic/ones_cos_mean",
 )
 
 
@@ -63,57 +67,73 @@ def input_dim(workdir):
     return None
 
 
-def plot(scalars, d, path, title):
+def plot(runs, d, path, title):
+    """runs: {label: scalars} (read_scalars' form), drawn one colour each; d: the input size, or None."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    def curve(ax, tag, label=None):
-        steps = sorted(scalars.get(tag, {}))
-        ax.plot(steps, [scalars[tag][s] for s in steps], marker="o", ms=2, label=label or tag)
-
-    fig, axes = plt.subplots(1, 4, figsize=(16, 3.4), dpi=80)
-    curve(axes[0], "pgn/grad_norm_mean", "||1 - grad f|| (denominator)")
-    curve(axes[0], "critic/input_grad_norm_mean", "||grad f|| (raw)")
-    if d:
-        axes[0].axhline(math.sqrt(d), color="grey", lw=0.8, ls="--", label=f"sqrt(d) = {math.sqrt(d):.1f}")
-    axes[0].set(yscale="log", title="norms of the critic's input gradient")
-    curve(axes[1], "critic/f_real_mean", "f on reals")
-    curve(axes[1], "critic/f_fake_mean", "f on fakes")
-    axes[1].set(yscale="symlog", title="raw critic output f (mean)")
-    curve(axes[2], "pgn/f_hat_max", "max f_hat")
-    curve(axes[2], "critic/accuracy", "accuracy")
-    axes[2].set(ylim=(0, 1.02), title="f_hat and the critic's accuracy")
-    curve(axes[3], "train/d_loss", "d_loss")
-    curve(axes[3], "train/g_loss", "g_loss")
-    axes[3].axhline(2 * math.log(2), color="grey", lw=0.8, ls="--", label="2 ln 2")
-    axes[3].set(title="losses")
-    for ax in axes:
-        ax.set_xlabel("step")
-        ax.legend(fontsize=7)
+    fig, axes = plt.subplots(2, 3, figsize=(15, 6.4), dpi=80)
+    panels = (
+        ("norms of the critic's input gradient", "log", (("pgn/grad_norm_mean", "denominator", "-"),
+                                                        ("critic/input_grad_norm_mean", "raw ||grad f||", ":"))),
+        ("raw critic output f (mean)", ("symlog", 1e-3), (("critic/f_real_mean", "reals", "-"), ("critic/f_fake_mean", "fakes", ":"))),
+        ("the loss's pull on f (-d loss / d f, mean)", ("symlog", 1e-4), (("critic/pull_real_mean", "reals", "-"),
+                                                                   ("critic/pull_fake_mean", "fakes", ":"))),
+        ("cos(grad f, 1)", "linear", (("critic/ones_cos_mean", "", "-"),)),
+        ("accuracy", "linear", (("critic/accuracy", "", "-"),)),
+        ("losses", "linear", (("train/d_loss", "d_loss", "-"), ("train/g_loss", "g_loss", ":"))),
+    )  # fmt: skip
+    for ax, (panel, scale, tags) in zip(axes.flat, panels):
+        for i, (label, scalars) in enumerate(runs.items()):
+            for tag, name, style in tags:
+                steps = sorted(scalars.get(tag, {}))
+                if steps:
+                    ax.plot(steps, [scalars[tag][s] for s in steps], style, marker="o", ms=2, color=f"C{i}",
+                            label=" ".join(x for x in (label, name) if x))  # fmt: skip
+        if isinstance(scale, tuple):  # symlog, linear within its threshold: GN's raw scale is ~1e-3
+            ax.set_yscale(scale[0], linthresh=scale[1])
+        else:
+            ax.set_yscale(scale)
+        ax.set(xlabel="step", title=panel)
         ax.title.set_fontsize(9)
+    if d:
+        axes[0, 0].axhline(math.sqrt(d), color="grey", lw=0.8, ls="--", label=f"sqrt(d) = {math.sqrt(d):.1f}")
+    axes[1, 1].set_ylim(0, 1.02)
+    axes[1, 2].axhline(2 * math.log(2), color="grey", lw=0.8, ls="--", label="2 ln 2")
+    for ax in axes.flat:
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path + ".tmp.png")
     os.replace(path + ".tmp.png", path)
 
 
+def _plain(scalars):
+    """JSON's form of read_scalars' answer: the steps as strings, in order."""
+    return {tag: {str(s): v for s, v in sorted(values.items())} for tag, values in scalars.items()}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workdir", required=True)
+    parser.add_argument("--workdir", required=True, action="append", help="a run's folder (repeat to compare)")
     parser.add_argument("--out", required=True, help="the PNG to write")
     parser.add_argument("--json", default=None, help="also write the scalars here")
     args = parser.parse_args()
-    if not os.path.isdir(args.workdir):
-        print(f"error: --workdir {args.workdir} is not a folder.", file=sys.stderr)
-        return 2
-    scalars = read_scalars(args.workdir)
-    d = input_dim(args.workdir)
-    plot(scalars, d, args.out, f"{os.path.basename(os.path.normpath(args.workdir))}: the critic (d = {d})")
+    for workdir in args.workdir:
+        if not os.path.isdir(workdir):
+            print(f"error: --workdir {workdir} is not a folder.", file=sys.stderr)
+            return 2
+    runs = {os.path.basename(os.path.normpath(w)): read_scalars(w) for w in args.workdir}
+    d = input_dim(args.workdir[0])
+    plot(runs, d, args.out, f"{', '.join(runs)}: the critic (d = {d})")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({tag: {str(s): v for s, v in sorted(values.items())} for tag, values in scalars.items()}, f)
+            json.dump(
+                _plain(next(iter(runs.values()))) if len(runs) == 1 else {k: _plain(v) for k, v in runs.items()}, f
+            )
     print(f"wrote {args.out}")
     return 0
 
