@@ -76,12 +76,11 @@ def _component(name, value):
 
 def _dataset(name, value):
     """A dataset function, or the one-string form of your own data (`data.named`): "folder:PATH", "tfds:NAME"."""
-    from pgn_tf.data import is_named
+    from pgn_tf.data import NAMED_FORMS, is_named
 
     if not (is_named(value) or callable(value)):
         raise ConfigError(
-            f'{GIN_ROOT}.{name} must be a configurable (e.g. @data.cifar10), "folder:PATH" or "tfds:NAME", '
-            f"got {_kind(value)}."
+            f"{GIN_ROOT}.{name} must be a configurable (e.g. @data.cifar10), {NAMED_FORMS}, got {_kind(value)}."
         )
 
 

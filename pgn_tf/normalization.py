@@ -21,8 +21,8 @@ class Normalized(NamedTuple):
     ||grad_x f|| (the same as grad_norm for GN, zeros for "none", which
     computes no input gradient); ones_cos: [N] cos(grad_x f, 1), the raw
     gradient's alignment with the ones vector of PGN's 1 - grad_x f (PGN and
-    GN; zeros for "none"): near 1, a critic lowers ||1 - grad_x f|| below
-    sqrt(d) by responding to a shift of every input number together.
+    GN; zeros for "none"). Since ||1 - g||^2 = d - 2 cos sqrt(d) ||g|| + ||g||^2,
+    the denominator is below sqrt(d) where cos > ||g|| / (2 sqrt(d)).
     """
 
     f_hat: tf.Tensor
@@ -86,7 +86,7 @@ def normalize(critic, x, labels=None, mode="pgn", training=None, eps=EPS, frozen
         get no gradient (None). Other critics take the full path.
 
     Returns:
-      A `Normalized` (f_hat, f, grad_norm).
+      A `Normalized` (f_hat, f, grad_norm, input_grad_norm, ones_cos).
     """
     if mode not in MODES:
         raise ValueError(f"Unknown normalization mode {mode!r}; expected one of {MODES}.")
@@ -122,8 +122,8 @@ def sensitivity(out, mode):
     """d f_hat / d f of each sample, the denominator's norm G held: [N, 1].
 
     PGN: -G / (G + |1 - f|)^2; GN: G / (G + |f|)^2; "none": 1 (f_hat is f).
-    Both normalisers flatten as |f| grows: a sample far on its side passes
-    little of the loss's pull on f_hat on to f.
+    Both normalisers flatten as |f| grows: a sample far from f_hat = 0, on
+    either side, passes little of the loss's pull on f_hat on to f.
     """
     if mode == "none":
         return tf.ones_like(out.f)
@@ -191,7 +191,7 @@ class PGNDiscriminator(keras.Model):
         return self.normalize(inputs, labels=labels, training=training).f_hat
 
     def normalize(self, x, labels=None, training=None, frozen=False):
-        """Returns `Normalized(f_hat, f, grad_norm)` for monitoring; see `normalize`."""
+        """Returns `Normalized(f_hat, f, grad_norm, input_grad_norm, ones_cos)` for monitoring; see `normalize`."""
         return normalize(self.critic, x, labels, self.mode, training, self.eps, frozen)
 
     def get_config(self):

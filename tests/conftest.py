@@ -39,7 +39,7 @@ def parity_dir():
 
 @pytest.fixture(scope="session", autouse=True)
 def _cache_dir(tmp_path_factory):
-    """One digits-classifier cache for the whole session (trained once), never the user's ~/.cache."""
+    """One digits-classifier cache per test process (trained once in each xdist worker), never the user's ~/.cache."""
     path = str(tmp_path_factory.mktemp("pgn_tf_cache"))
     os.environ["PGN_TF_CACHE"] = path
     return path

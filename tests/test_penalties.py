@@ -193,10 +193,16 @@ def test_critic_diagnostics_of_a_linear_critic(mode):
     np.testing.assert_allclose(logs["accuracy"], np.mean(np.r_[f_hat[:4] > 0, f_hat[4:] < 0]))
     np.testing.assert_allclose(logs["saturated"], np.mean(np.abs(f_hat) > 0.99))
     # The pull, -d loss_i / d f_i: BCE's -d/d f_hat is sigmoid(-f_hat) for a real, -sigmoid(f_hat) for a fake,
-    # times d f_hat / d f with the denominator's norm c held: PGN -c / (c + |1 - f|)^2, GN c / (c + |f|)^2.
-    w = layer.kernel.numpy()[:, 0]
+    # times d f_hat / d f with the denominator's norm c held, here by central differences of f_hat's definition.
+    w = layer.kernel.numpy()[:, 0].astype(np.float64)
     c = np.sqrt(np.sum((1.0 - w) ** 2) + EPS) if mode == "pgn" else np.sqrt(np.sum(w**2) + EPS)
-    slope = {"pgn": -c / (c + np.abs(1.0 - f)) ** 2, "gn": c / (c + np.abs(f)) ** 2, "none": np.ones_like(f)}[mode]
+    of_f = {
+        "pgn": lambda v: (1.0 - v) / (c + np.abs(1.0 - v)),
+        "gn": lambda v: v / (c + np.abs(v)),
+        "none": lambda v: v,
+    }
+    h, f64 = 1e-5, f.astype(np.float64)
+    slope = (of_f[mode](f64 + h) - of_f[mode](f64 - h)) / (2 * h)
     sigmoid = 1.0 / (1.0 + np.exp(-f_hat))
     pull = np.r_[1.0 - sigmoid[:4], -sigmoid[4:]] * slope
     np.testing.assert_allclose(logs["pull_real_mean"], pull[:4].mean(), rtol=1e-5)

@@ -6,8 +6,10 @@ Reads each DIR's event files (what `train_and_evaluate` logs every log_every ste
 step, one curve per run: the normaliser's denominator (pgn/grad_norm_mean: ||1 - grad_x f|| for PGN,
 ||grad_x f|| for GN) beside sqrt(d) for the critic's input size d, the raw ||grad_x f||
 (critic/input_grad_norm_mean), the raw critic output f on reals and fakes, the loss's pull on f of each
-side, cos(grad_x f, 1), the critic's accuracy and d_loss beside 2 ln 2 (a BCE critic at chance). --json also
-writes the scalars, {run: {tag: {step: value}}} (with one --workdir: {tag: {step: value}}), for tables.
+side, cos(grad_x f, 1), f_hat's largest value and the critic's accuracy, and d_loss beside 2 ln 2 (a BCE
+critic at chance). Each logged value is the mean over the log_every steps ending at its step. A run is named
+by its folder's name (its path where two names clash); d is read from the first run. --json also writes the
+scalars, {run: {tag: {step: value}}}, for tables.
 """
 
 import argparse
@@ -25,6 +27,8 @@ TAGS = (
     "critic/input_grad_norm_mean",
     "critic/f_real_mean",
     "critic/f_fake_mean",
+    "critic/f_real_std",
+    "critic/f_fake_std",
     "pgn/f_hat_max",
     "critic/accuracy",
     "train/d_loss",
@@ -75,14 +79,17 @@ def plot(runs, d, path, title):
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(2, 3, figsize=(15, 6.4), dpi=80)
+    # (title, y scale, ((tag, label, line style), ...)); symlog is linear within its threshold (GN's f ~ 1e-3).
     panels = (
-        ("norms of the critic's input gradient", "log", (("pgn/grad_norm_mean", "denominator", "-"),
-                                                        ("critic/input_grad_norm_mean", "raw ||grad f||", ":"))),
-        ("raw critic output f (mean)", ("symlog", 1e-3), (("critic/f_real_mean", "reals", "-"), ("critic/f_fake_mean", "fakes", ":"))),
-        ("the loss's pull on f (-d loss / d f, mean)", ("symlog", 1e-4), (("critic/pull_real_mean", "reals", "-"),
-                                                                   ("critic/pull_fake_mean", "fakes", ":"))),
+        ("norms of the critic's input gradient", "log",
+         (("pgn/grad_norm_mean", "denominator", "-"), ("critic/input_grad_norm_mean", "raw ||grad f||", ":"))),
+        ("raw critic output f (mean)", ("symlog", 1e-3),
+         (("critic/f_real_mean", "reals", "-"), ("critic/f_fake_mean", "fakes", ":"))),
+        ("the loss's pull on f (-d loss / d f, mean)", ("symlog", 1e-4),
+         (("critic/pull_real_mean", "reals", "-"), ("critic/pull_fake_mean", "fakes", ":"))),
         ("cos(grad f, 1)", "linear", (("critic/ones_cos_mean", "", "-"),)),
-        ("accuracy", "linear", (("critic/accuracy", "", "-"),)),
+        ("accuracy and max f_hat", "linear",
+         (("critic/accuracy", "accuracy", "-"), ("pgn/f_hat_max", "max f_hat", ":"))),
         ("losses", "linear", (("train/d_loss", "d_loss", "-"), ("train/g_loss", "g_loss", ":"))),
     )  # fmt: skip
     for ax, (panel, scale, tags) in zip(axes.flat, panels):
@@ -92,7 +99,9 @@ def plot(runs, d, path, title):
                 if steps:
                     ax.plot(steps, [scalars[tag][s] for s in steps], style, marker="o", ms=2, color=f"C{i}",
                             label=" ".join(x for x in (label, name) if x))  # fmt: skip
-        if isinstance(scale, tuple):  # symlog, linear within its threshold: GN's raw scale is ~1e-3
+        if not ax.lines:  # runs from before the diagnostic existed
+            ax.text(0.5, 0.5, "not in these runs' logs", ha="center", va="center", transform=ax.transAxes)
+        elif isinstance(scale, tuple):
             ax.set_yscale(scale[0], linthresh=scale[1])
         else:
             ax.set_yscale(scale)
@@ -100,7 +109,7 @@ def plot(runs, d, path, title):
         ax.title.set_fontsize(9)
     if d:
         axes[0, 0].axhline(math.sqrt(d), color="grey", lw=0.8, ls="--", label=f"sqrt(d) = {math.sqrt(d):.1f}")
-    axes[1, 1].set_ylim(0, 1.02)
+    axes[1, 1].set_ylim(-1.02, 1.02)
     axes[1, 2].axhline(2 * math.log(2), color="grey", lw=0.8, ls="--", label="2 ln 2")
     for ax in axes.flat:
         if ax.get_legend_handles_labels()[0]:
@@ -126,14 +135,14 @@ def main():
         if not os.path.isdir(workdir):
             print(f"error: --workdir {workdir} is not a folder.", file=sys.stderr)
             return 2
-    runs = {os.path.basename(os.path.normpath(w)): read_scalars(w) for w in args.workdir}
+    names = [os.path.basename(os.path.normpath(w)) for w in args.workdir]
+    names = [n if names.count(n) == 1 else w for n, w in zip(names, args.workdir)]
+    runs = {n: read_scalars(w) for n, w in zip(names, args.workdir)}
     d = input_dim(args.workdir[0])
     plot(runs, d, args.out, f"{', '.join(runs)}: the critic (d = {d})")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(
-                _plain(next(iter(runs.values()))) if len(runs) == 1 else {k: _plain(v) for k, v in runs.items()}, f
-            )
+            json.dump({name: _plain(scalars) for name, scalars in runs.items()}, f)
     print(f"wrote {args.out}")
     return 0
 

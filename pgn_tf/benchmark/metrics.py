@@ -55,7 +55,10 @@ def embedded_metrics(samples, means, std, q):
     }
 
 
-def stacked_metrics(triples, num_modes=1000):
+STACKED_MODES = 1000  # digit triples
+
+
+def stacked_metrics(triples, num_modes=STACKED_MODES):
     """Stacked digits: `modes` = distinct triples seen; `kl` = KL(p || uniform over the 1,000 triples).
 
     triples: [N] ints in [0, 1000) (100 * red digit + 10 * green + blue).

@@ -26,8 +26,6 @@ def _final_rows(rows):
 EXTRA_COLUMNS = ("recall", "coverage", "modes_full", "hq_full", "off_plane")
 
 
-# The critic at the last step (rows written since issue 21): its accuracy, PGN / GN's denominator norm and the
-# raw ||grad_x f|| on held-out reals (the Lipschitz probe, for every method).
 def _critic(key):
     return lambda r: r.get("critic", {}).get(key)
 
@@ -36,6 +34,8 @@ def _probe(key):
     return lambda r: r.get("probe", {}).get(key)
 
 
+# The critic at the last step (rows written since issue 21): its accuracy, PGN / GN's denominator norm and the
+# raw ||grad_x f|| on held-out reals (the Lipschitz probe, for every method).
 CRITIC_COLUMNS = {
     "accuracy": _critic("accuracy"),
     "denominator": _critic("grad_norm_mean"),
@@ -191,10 +191,10 @@ def _modes_plot(plt, out, rows, suite, names):
 
 # The critic against steps: what each panel shows, and how it is read from a results line.
 CRITIC_PANELS = (
-    ("accuracy (f_hat on the right side)", CRITIC_COLUMNS["accuracy"]),
+    ("accuracy (f_hat on the right side)", _critic("accuracy")),
     ("d_loss (BCE at chance: 2 ln 2)", _critic("d_loss")),
-    ("denominator: ||1 - grad f|| (PGN), ||grad f|| (GN)", CRITIC_COLUMNS["denominator"]),
-    ("raw ||grad_x f|| on held-out reals", CRITIC_COLUMNS["raw grad norm"]),
+    ("denominator: ||1 - grad f|| (PGN), ||grad f|| (GN)", _critic("grad_norm_mean")),
+    ("raw ||grad_x f|| on held-out reals", _probe("raw_real_mean")),
     ("raw f on reals (mean)", _critic("f_real_mean")),
     ("saturated: share of |f_hat| > 0.99", _critic("saturated")),
 )
@@ -248,7 +248,7 @@ def _dims_plots(plt, out, rows):
             ax.set(xscale="log", xlabel="D", title=title)
             ax.title.set_fontsize(9)
         axes[3].plot(dims, np.sqrt(dims), color="grey", lw=0.8, ls="--", label="sqrt(D)")
-        axes[0].axhline(len(suites.MIXTURES[base][0]), color="grey", lw=0.5, ls="--")
+        axes[0].axhline(suites.num_modes(base), color="grey", lw=0.5, ls="--")
         axes[0].legend(fontsize=7)
         axes[3].legend(fontsize=7)
         fig.suptitle(f"{base} embedded in D dimensions: the last step, mean ± std over seeds", fontsize=10)

@@ -224,7 +224,8 @@ def run(suite_names, methods, seeds, out, steps=None, stream=None):
             eta = time.strftime("%H:%M:%S", time.gmtime((work - finished) / max(rate, 1e-9)))
             hq = "" if result["hq"] is None else f" hq {result['hq']:.3f}"
             kl = "null" if result["kl"] is None else f"{result['kl']:.3f}"
-            print(f"{suite.name} {method} seed {seed} step {step}/{n_steps} modes {result['modes']}/{suites.num_modes(suite.name)}{hq} "
+            modes = f"{result['modes']}/{suites.num_modes(suite.name)}"
+            print(f"{suite.name} {method} seed {seed} step {step}/{n_steps} modes {modes}{hq} "
                   f"kl {kl} | {seconds:.0f} s, ETA {eta}", file=stream, flush=True)  # fmt: skip
         if samples is not None:
             save_samples(out, suite.name, method, seed, samples)

@@ -13,6 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from pgn_tf import data, models
+from pgn_tf.benchmark import metrics
 from pgn_tf.models.layers import SNDense
 
 
@@ -43,8 +44,8 @@ def base(name):
 
 
 def num_modes(name):
-    """The modes of the suite a (possibly varied) name is of: 8, 25, or STACKED_MODES."""
-    return len(MIXTURES[base(name)][0]) if base(name) in MIXTURES else STACKED_MODES
+    """The modes of the suite a (possibly varied) name is of: 8, 25, or the stacked digits' 1,000."""
+    return len(MIXTURES[base(name)][0]) if base(name) in MIXTURES else metrics.STACKED_MODES
 
 
 def embedding(dim):
@@ -153,7 +154,6 @@ def _label(name, dim=2, g_out="linear", loss="bce"):
 # ---- stacked digits -----------------------------------------------------------------------------
 
 STACKED_SIZE = 32
-STACKED_MODES = 1000  # digit triples
 STACKED_WIDTH = 0.25  # the quickstart's models
 
 

@@ -47,6 +47,7 @@ __all__ = [
 
 # The one-string forms of your own data: prefix -> (the dataset function, the argument the rest of the string is).
 NAMED = {"folder:": (image_folder, "path"), "tfds:": (tfds, "name")}
+NAMED_FORMS = " or ".join(f'"{prefix}{arg.upper()}"' for prefix, (_, arg) in NAMED.items())  # for messages
 
 
 def _split(spec):
@@ -72,9 +73,7 @@ def named(spec, size):
     """
     split = _split(spec)
     if split is None:
-        raise DataError(
-            f"unknown dataset {spec!r}; give a configurable (e.g. @data.cifar10), folder:PATH or tfds:NAME."
-        )
+        raise DataError(f"unknown dataset {spec!r}; give a configurable (e.g. @data.cifar10), {NAMED_FORMS}.")
     fn, kwargs = split
     return functools.partial(fn, **kwargs, size=size)
 
