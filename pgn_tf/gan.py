@@ -99,11 +99,11 @@ def augment(images, uniforms, max_shift=0.2, fill=-1.0):
     return tf.where(inside, out, tf.cast(fill, images.dtype))
 
 
-def _diagnostics(out, pred_real, pred_fake, m, loss_fn, mode):
+def _diagnostics(out, m, loss_fn, mode):
     """The DIAGNOSTICS of one critic call on m reals then m fakes (a few elementwise ops on what the step has)."""
     out = Normalized(*(tf.stop_gradient(t) for t in out))
     f_real, f_fake, f_hat, dtype = out.f[:m], out.f[m:], out.f_hat, out.f_hat.dtype
-    right = tf.concat([tf.stop_gradient(pred_real) > 0, tf.stop_gradient(pred_fake) < 0], axis=0)
+    right = tf.concat([f_hat[:m] > 0, f_hat[m:] < 0], axis=0)
     with tf.GradientTape() as tape:
         tape.watch(f_hat)
         loss, _, _ = loss_fn.critic(f_hat[:m], f_hat[m:])
@@ -114,7 +114,7 @@ def _diagnostics(out, pred_real, pred_fake, m, loss_fn, mode):
         "f_real_std": tf.math.reduce_std(f_real),
         "f_fake_mean": tf.reduce_mean(f_fake),
         "f_fake_std": tf.math.reduce_std(f_fake),
-        "input_grad_norm_mean": tf.reduce_mean(tf.stop_gradient(out.input_grad_norm)),
+        "input_grad_norm_mean": tf.reduce_mean(out.input_grad_norm),
         "accuracy": tf.reduce_mean(tf.cast(right, dtype)),
         "saturated": tf.reduce_mean(tf.cast(tf.abs(f_hat) > 0.99, dtype)),
         "pull_real_mean": tf.reduce_mean(pull[:m]),
@@ -352,7 +352,7 @@ class PGNGAN(keras.Model):
             "f_hat_max": tf.reduce_max(out.f_hat),
             "grad_norm_mean": tf.reduce_mean(out.grad_norm),
             "grad_norm_max": tf.reduce_max(out.grad_norm),
-            **_diagnostics(out, pred_real, pred_fake, m, self.loss_fn, self.discriminator.mode),
+            **_diagnostics(out, m, self.loss_fn, self.discriminator.mode),
         }
         return tape.gradient(scaled, d_vars), logs
 

@@ -454,3 +454,8 @@ def test_plot_critic_reads_a_runs_events_and_its_input_size(tmp_path):
     assert tool.input_dim(str(tmp_path)) == 32 * 32 * 3
     tool.plot({"a": scalars, "b": scalars}, 3072, str(tmp_path / "critic.png"), "t")
     assert tf.io.decode_png(tf.io.read_file(str(tmp_path / "critic.png"))).shape[1] > 500
+    assert tool.input_dim(str(tmp_path / "no_run")) is None  # no operative config: d unknown, not a traceback
+    script = os.path.join(ROOT, "tools", "plot_critic.py")
+    r = subprocess.run([sys.executable, script, f"--workdir={tmp_path}", "--out=/nonexistent/critic.png"],
+                       check=False, capture_output=True, text=True)  # fmt: skip
+    assert r.returncode == 2 and r.stderr.startswith("error: --out") and "Traceback" not in r.stderr, r.stderr

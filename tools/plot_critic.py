@@ -57,9 +57,13 @@ def read_scalars(workdir, tags=TAGS):
 
 
 def input_dim(workdir):
-    """d, the critic's input size H x W x 3, from the run's operative config (its critic's `size` binding)."""
+    """d, the critic's input size H x W x 3, from the run's operative config (its critic's `size` binding);
+    None where the run has no operative config or no such binding."""
     bindings = {}
-    with open(os.path.join(workdir, "operative_config.gin")) as f:
+    path = os.path.join(workdir, "operative_config.gin")
+    if not os.path.isfile(path):
+        return None
+    with open(path) as f:
         for line in f:
             key, sep, value = line.partition("=")
             if sep:
@@ -135,6 +139,9 @@ def main():
         if not os.path.isdir(workdir):
             print(f"error: --workdir {workdir} is not a folder.", file=sys.stderr)
             return 2
+    if not os.path.isdir(os.path.dirname(os.path.abspath(args.out))):
+        print(f"error: --out {args.out}: its folder does not exist.", file=sys.stderr)
+        return 2
     names = [os.path.basename(os.path.normpath(w)) for w in args.workdir]
     names = [n if names.count(n) == 1 else w for n, w in zip(names, args.workdir)]
     runs = {n: read_scalars(w) for n, w in zip(names, args.workdir)}
