@@ -1,6 +1,7 @@
 """What the command-line tools share: gin parsing and one-line errors (exit code 2) for bad input."""
 
 import glob
+import logging as std_logging
 import os
 import re
 import sys
@@ -36,15 +37,18 @@ def parse_gin(files, params):
                 raise UsageError(f"gin file {path} does not exist (the shipped configs are in {CONFIG_DIR}).")
             path = os.path.join(CONFIG_DIR, path)
         resolved.append(path)
-    # gin logs every place it looks for an included file; keep that out of the run's output.
-    verbosity = logging.get_verbosity()
+    # gin logs every place it looks for an included file (to Python's root logger, which absl's handler takes
+    # over under app.run); keep that out of the run's output either way.
+    verbosity, root_level = logging.get_verbosity(), std_logging.getLogger().level
     logging.set_verbosity(logging.FATAL)
+    std_logging.getLogger().setLevel(std_logging.CRITICAL)
     try:
         gin.parse_config_files_and_bindings(resolved, params)
     except (ValueError, KeyError, SyntaxError, TypeError, OSError) as e:
         raise UsageError(f"bad gin config: {first_line(e)}") from None
     finally:
         logging.set_verbosity(verbosity)
+        std_logging.getLogger().setLevel(root_level)
 
 
 def operative_config(workdir):

@@ -114,6 +114,9 @@ class LoopConfig(_Checked):
         Added to the critic loss on D as the loss sees it, so it combines
         with any normalization.
       penalty_weight: the penalty's weight (R1: gamma, applied as gamma / 2).
+      hold_denominator: an ablation for PGN and GN, off in the method: the
+        denominator's norm enters f_hat as a constant, so the critic's loss
+        gets no gradient through it (`normalization.normalize(hold=True)`).
       num_classes: class count of a conditional model; None otherwise.
       n_dis: critic steps per outer step, each on the next batch_size_D real
         images of the outer step's batch and a fresh batch of fakes.
@@ -135,6 +138,7 @@ class LoopConfig(_Checked):
     normalization: str = field(default="pgn", metadata={"check": _choice(NORMALIZATIONS)})
     penalty: str | None = field(default=None, metadata={"check": _choice((None, *penalties.PENALTIES))})
     penalty_weight: float = field(default=10.0, metadata={"check": _number(0)})
+    hold_denominator: bool = field(default=False, metadata={"check": _flag})
     num_classes: int | None = field(default=None, metadata={"check": _integer(1, optional=True)})
     n_dis: int = field(default=1, metadata={"check": _integer(1)})
     batch_size_D: int = field(default=64, metadata={"check": _integer(1)})
@@ -162,6 +166,11 @@ class LoopConfig(_Checked):
 
     def __post_init__(self):
         super().__post_init__()
+        if self.hold_denominator and self.critic_mode == "none":
+            raise ConfigError(
+                f'{GIN_ROOT}.hold_denominator = True needs a denominator: normalization "pgn" or "gn", '
+                f"not {self.normalization!r}."
+            )
         for name in ("batch_size_D", "batch_size_G"):
             value = getattr(self, name)
             if value % self.accumulation:

@@ -188,7 +188,9 @@ class PGNGAN(keras.Model):
         super().__init__(**kwargs)
         self.loop = loop or LoopConfig()
         self.generator = generator
-        self.discriminator = PGNDiscriminator(critic, mode=self.loop.critic_mode)
+        self.discriminator = PGNDiscriminator(
+            critic, mode=self.loop.critic_mode, hold_denominator=self.loop.hold_denominator
+        )
         self.ema_generator = keras.models.clone_model(generator)
         self.ema_generator.set_weights(generator.get_weights())
         self.ema_generator.trainable = False

@@ -56,7 +56,7 @@ def per_sample_norm(t, eps):
     return tf.sqrt(tf.reduce_sum(tf.square(t), axis=axes) + eps)
 
 
-def normalize(critic, x, labels=None, mode="pgn", training=None, eps=EPS, frozen=False):
+def normalize(critic, x, labels=None, mode="pgn", training=None, eps=EPS, frozen=False, hold=False):
     """Applies a critic to x through PGN, GN or nothing.
 
         PGN: f_hat = (1 - f) / (||1 - grad_x f||_2 + |1 - f|)
@@ -84,6 +84,9 @@ def normalize(critic, x, labels=None, mode="pgn", training=None, eps=EPS, frozen
         skipped (one input-gradient convolution per layer, about a tenth of a
         dcgan.32 PGN iteration). The values are the same; the critic's weights
         get no gradient (None). Other critics take the full path.
+      hold: an ablation, not the method: the denominator's norm enters f_hat
+        as a constant (tf.stop_gradient), so losses on f_hat get no gradient
+        through it (the double-backprop term). f_hat's value is the same.
 
     Returns:
       A `Normalized` (f_hat, f, grad_norm, input_grad_norm, ones_cos).
@@ -115,6 +118,8 @@ def normalize(critic, x, labels=None, mode="pgn", training=None, eps=EPS, frozen
         grad_norm = input_grad_norm
         num = f
     grad_norm_b = tf.reshape(grad_norm, [-1] + [1] * (len(f.shape) - 1))
+    if hold:
+        grad_norm_b = tf.stop_gradient(grad_norm_b)
     return Normalized(num / (grad_norm_b + tf.abs(num)), f, grad_norm, input_grad_norm, ones_cos)
 
 
@@ -168,7 +173,7 @@ class PGNDiscriminator(keras.Model):
         gradient of sum(f) is no longer each sample's own gradient).
     """
 
-    def __init__(self, critic, mode="pgn", eps=EPS, **kwargs):
+    def __init__(self, critic, mode="pgn", eps=EPS, hold_denominator=False, **kwargs):
         # Under a mixed-precision policy the critic computes in (b)float16; the wrapper (its input
         # gradient, norm and division) keeps the variables' dtype, so it is not the policy's compute dtype.
         kwargs.setdefault("dtype", keras.config.dtype_policy().variable_dtype)
@@ -185,6 +190,7 @@ class PGNDiscriminator(keras.Model):
         self.critic = critic
         self.mode = mode
         self.eps = eps
+        self.hold_denominator = hold_denominator  # the ablation `normalize(hold=True)`; False is the method
         self.built = True  # no weights of its own; the critic is built
 
     def call(self, inputs, labels=None, training=None):
@@ -192,7 +198,7 @@ class PGNDiscriminator(keras.Model):
 
     def normalize(self, x, labels=None, training=None, frozen=False):
         """Returns `Normalized(f_hat, f, grad_norm, input_grad_norm, ones_cos)` for monitoring; see `normalize`."""
-        return normalize(self.critic, x, labels, self.mode, training, self.eps, frozen)
+        return normalize(self.critic, x, labels, self.mode, training, self.eps, frozen, self.hold_denominator)
 
     def get_config(self):
         config = super().get_config()
@@ -200,6 +206,7 @@ class PGNDiscriminator(keras.Model):
             critic=keras.saving.serialize_keras_object(self.critic),
             mode=self.mode,
             eps=self.eps,
+            hold_denominator=self.hold_denominator,
         )
         return config
 

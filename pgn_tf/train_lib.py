@@ -26,6 +26,7 @@ def settings(
     normalization="pgn",
     penalty=None,
     penalty_weight=10.0,
+    hold_denominator=False,
     num_classes=None,
     total_steps=200_000,
     batch_size_D=64,

@@ -195,3 +195,15 @@ def test_accumulation_sums_an_embeddings_sparse_gradients():
     one = step(1)
     for a, b in zip(one, step(2)):
         np.testing.assert_allclose(b, a, rtol=0, atol=1e-12)
+
+
+def test_hold_denominator_needs_a_denominator():
+    from pgn_tf.config import LoopConfig
+    from pgn_tf.errors import ConfigError
+
+    assert LoopConfig(normalization="gn", hold_denominator=True).hold_denominator
+    for normalization in ("sn", "none"):
+        with pytest.raises(ConfigError, match=f"needs a denominator.*not '{normalization}'"):
+            LoopConfig(hold_denominator=True, normalization=normalization)
+    with pytest.raises(ConfigError, match="hold_denominator must be True or False"):
+        LoopConfig(hold_denominator="yes")

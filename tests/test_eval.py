@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import scipy.linalg
 import tensorflow as tf
-from conftest import ROOT, load_tool, make_fake_inception
+from conftest import ROOT, TINY_QUICKSTART, load_tool, make_fake_inception
 
 from pgn_tf import callbacks, data, evaluate
 from pgn_tf.eval import digits_classifier, diversity, evaluator, features, inception, metrics, stats
@@ -459,3 +459,38 @@ def test_plot_critic_reads_a_runs_events_and_its_input_size(tmp_path):
     r = subprocess.run([sys.executable, script, f"--workdir={tmp_path}", "--out=/nonexistent/critic.png"],
                        check=False, capture_output=True, text=True)  # fmt: skip
     assert r.returncode == 2 and r.stderr.startswith("error: --out") and "Traceback" not in r.stderr, r.stderr
+
+
+def test_critic_update_takes_the_steps_critic_update_apart(tmp_path):
+    """tools/critic_update.py: its parts rebuild the update the step made, and their sum predicts the change."""
+    tool = load_tool("critic_update")
+    params = [a.split("=", 1)[1] for a in TINY_QUICKSTART if a.startswith("--gin_param")]
+    gin.clear_config()
+    try:  # beta_1 = 0.5, not the quickstart's 0: steps 2 and 3 carry momentum over
+        result = tool.analyse([os.path.join(ROOT, "gin_configs", "quickstart.gin")],
+                              [*params, "d/optimizers.Adam.beta_1 = 0.5"], start=1, end=3)  # fmt: skip
+    finally:
+        gin.clear_config()
+    assert [r["step"] for r in result["steps"]] == [1, 2, 3]
+    assert result["checks"]["update_max_relative_error"] < 1e-4  # the rebuilt Adam step is the one applied
+    for r in result["steps"]:
+        # The largest first-order term of the step: the tiny critic barely tells reals from fakes, so its gap
+        # moves by 1e-7 where its shift moves by 1e-4, and the shift's second-order terms are of that size.
+        size = max(abs(r[f"{key}_by"][k]) for key in ("shift", "gap") for k in tool.PARTS)
+        for key in ("shift", "gap"):
+            by = r[f"{key}_by"]
+            assert abs(sum(by[k] for k in tool.PARTS) - by["full"]) <= 1e-4 * size
+            assert abs(r[f"d_{key}"] - by["full"]) < 0.05 * size, (key, r)  # first order, against the critic after it
+        assert abs(by["denominator"]) > 0 and (by["momentum"] == 0) == (r["step"] == 1)
+        assert -1 <= r["cos_adam_sgd"] <= 1
+    tool.plot({"a": result, "b": result}, str(tmp_path / "parts.png"))
+    assert tf.io.decode_png(tf.io.read_file(str(tmp_path / "parts.png"))).shape[1] > 500
+    script = os.path.join(ROOT, "tools", "critic_update.py")
+    r = subprocess.run(
+        [sys.executable, script, "--gin_file=quickstart.gin", "--gin_param=train_and_evaluate.n_dis=2",
+         "--start=1", "--end=2", f"--out={tmp_path / 'u.json'}"],
+        check=False, capture_output=True, text=True,
+    )  # fmt: skip
+    last = r.stderr.strip().splitlines()[-1]  # TensorFlow's own start-up lines come first
+    assert r.returncode == 2 and last.startswith("error: train_and_evaluate.n_dis = 2;"), r.stderr
+    assert "Traceback" not in r.stderr and not (tmp_path / "u.json").exists()

@@ -291,3 +291,35 @@ def test_frozen_generator_step_skips_exactly_one_backward_pass_through_the_criti
     forward = flops(tf.function(lambda: critic(x)).get_concrete_function().graph)[0]
     # The same up to the element-wise ops (bias adds count in the forward, activation gradients in the backward).
     assert forward > 0 and abs((counts[1] - counts[0]) - forward) < 0.01 * forward
+
+
+@pytest.mark.parametrize("mode", ["pgn", "gn"])
+def test_hold_denominator_keeps_the_value_and_drops_the_gradient_through_the_norm(data, mode):
+    """The ablation: f_hat as before; d sum(f_hat) / d W1 is the finite difference with the norm at its base value."""
+    critic, x = data
+    disc = PGNDiscriminator(critic, mode=mode, hold_denominator=True)
+    w1 = critic.layers[1].kernel
+    with tf.GradientTape(persistent=True) as tape:
+        held = disc.normalize(tf.constant(x)).f_hat
+        full = normalize(critic, tf.constant(x), mode=mode).f_hat
+        totals = tf.reduce_sum(held), tf.reduce_sum(full)
+    np.testing.assert_allclose(held.numpy(), full.numpy(), rtol=0, atol=0)
+    got, unheld = (tape.gradient(t, w1).numpy() for t in totals)
+    base = w1.numpy()
+    _, g0 = np_f_and_grad(critic, x)
+    norm0 = np.sqrt((((1 - g0) if mode == "pgn" else g0) ** 2).reshape(len(x), -1).sum(1) + EPS)[:, None]
+    h = 1e-6
+    for idx in [(0, 0), (3, 7), (31, 15), (12, 4)]:
+        vals = []
+        for sign in (1, -1):
+            w = base.copy()
+            w[idx] += sign * h
+            w1.assign(w)
+            f, _ = np_f_and_grad(critic, x)
+            num = 1 - f if mode == "pgn" else f
+            vals.append((num / (norm0 + np.abs(num))).sum())
+        w1.assign(base)
+        np.testing.assert_allclose(got[idx], (vals[0] - vals[1]) / (2 * h), rtol=1e-5, atol=1e-9)
+    assert np.abs(got - unheld).max() > 1e-3 * np.abs(unheld).max()  # the norm's own gradient is not negligible here
+    back = PGNDiscriminator.from_config(disc.get_config())
+    assert back.hold_denominator and back.mode == mode
