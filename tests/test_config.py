@@ -1,6 +1,8 @@
 """The run's settings: one frozen config from gin, and runs written by earlier code still restore and resume."""
 
 import shutil
+import subprocess
+import sys
 
 import pytest
 from conftest import ROOT, assert_same_checkpoints
@@ -207,3 +209,10 @@ def test_hold_denominator_needs_a_denominator():
             LoopConfig(hold_denominator=True, normalization=normalization)
     with pytest.raises(ConfigError, match="hold_denominator must be True or False"):
         LoopConfig(hold_denominator="yes")
+
+
+def test_parse_gin_is_quiet_outside_absl(tmp_path):
+    """gin logs each folder it searches for an include to Python's root logger; a plain script sees none of it."""
+    code = "from pgn_tf.cli import parse_gin; parse_gin(['quickstart.gin'], [])"
+    r = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True, cwd=str(tmp_path))
+    assert r.returncode == 0 and "Path not found" not in r.stderr, r.stderr
