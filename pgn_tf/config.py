@@ -115,8 +115,8 @@ class LoopConfig(_Checked):
         with any normalization.
       penalty_weight: the penalty's weight (R1: gamma, applied as gamma / 2).
       hold_denominator: an ablation for PGN and GN, off in the method: the
-        denominator's norm enters f_hat as a constant, so the critic's loss
-        gets no gradient through it (`normalization.normalize(hold=True)`).
+        denominator's norm enters f_hat as a constant, so the losses get no
+        gradient through it (`normalization.normalize(hold=True)`).
       num_classes: class count of a conditional model; None otherwise.
       n_dis: critic steps per outer step, each on the next batch_size_D real
         images of the outer step's batch and a fresh batch of fakes.

@@ -26,7 +26,8 @@ outputs' shared offset exceeds what separates reals from fakes).
 
 Writes {"steps": [one record per step], "checks": {...}}. "checks" holds the largest relative error of the
 reconstructed update against the update the step made, which says whether the decomposition is the step's.
-Only the runs it can take apart exactly: one replica, n_dis = 1, accumulation = 1, no CR and no penalty.
+Only the runs it can take apart exactly: unconditional, in one process (one replica), n_dis = 1, accumulation = 1,
+no CR and no penalty.
 """
 
 import argparse
@@ -47,6 +48,8 @@ def unsupported(loop):
             return f"train_and_evaluate.{name} = {value}; this tool takes apart runs with {name} = {want} only."
     if loop.penalty:
         return f"train_and_evaluate.penalty = {loop.penalty!r}; this tool takes apart runs without a penalty only."
+    if loop.conditional:
+        return "train_and_evaluate.num_classes is set; this tool takes apart unconditional runs only."
     return None
 
 
@@ -139,13 +142,11 @@ def analyse(gin_files, gin_params, start, end):
 
     parse_gin(gin_files, gin_params)
     config = train_lib.settings()
-    with tempfile.TemporaryDirectory() as workdir:  # the Experiment names its folders; nothing is saved there
-        exp = experiment.build(config, workdir)
-    if tf.distribute.get_strategy().num_replicas_in_sync != 1:
-        raise ConfigError("this tool takes apart one-replica runs only.")
     problem = unsupported(config.loop)
     if problem:
         raise ConfigError(problem)
+    with tempfile.TemporaryDirectory() as workdir:  # the Experiment names its folders; nothing is saved there
+        exp = experiment.build(config, workdir)
     gan, loop = exp.gan, exp.config.loop
     critic, d_vars = gan.discriminator.critic, gan.discriminator.trainable_variables
     g_state = gan.generator.non_trainable_variables  # BatchNorm's moving statistics: the probe's G call moves them
