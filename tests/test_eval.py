@@ -483,6 +483,18 @@ def test_critic_update_takes_the_steps_critic_update_apart(tmp_path):
             assert abs(r[f"d_{key}"] - by["full"]) < 0.05 * size, (key, r)  # first order, against the critic after it
         assert abs(by["denominator"]) > 0 and (by["momentum"] == 0) == (r["step"] == 1)
         assert -1 <= r["cos_adam_sgd"] <= 1
+    # The probe leaves the run as it was (G's BatchNorm statistics, an SN critic's u): taking steps 1-2 apart
+    # does not change what step 3 starts from.
+    sn = [os.path.join(ROOT, "gin_configs", f) for f in ("quickstart.gin", "baselines/sn.gin")]
+    runs = []
+    for start in (1, 3):
+        gin.clear_config()
+        try:
+            runs.append(tool.analyse(sn, params, start=start, end=3)["steps"][-1])
+        finally:
+            gin.clear_config()
+    every, last = runs
+    assert every["step"] == last["step"] == 3 and every["shift"] == last["shift"] and every["gap"] == last["gap"]
     tool.plot({"a": result, "b": result}, str(tmp_path / "parts.png"))
     assert tf.io.decode_png(tf.io.read_file(str(tmp_path / "parts.png"))).shape[1] > 500
     script = os.path.join(ROOT, "tools", "critic_update.py")

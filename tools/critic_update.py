@@ -71,7 +71,7 @@ def _dot(a, b):
 
 
 def make_probe(gan):
-    """A tf.function real -> (the step's fakes, the parts' updates, summaries) for the step gan is about to make."""
+    """A tf.function real -> (the step's reals and fakes, the rebuilt update, the record) for gan's next step."""
     import tensorflow as tf
 
     loop, disc, opt = gan.loop, gan.discriminator, gan.d_optimizer
@@ -97,8 +97,9 @@ def make_probe(gan):
         grads = {k: [tf.zeros_like(v) if g is None else g for g, v in zip(gs, d_vars)] for k, gs in grads.items()}
         grads["denominator"] = [f - r - k for f, r, k in zip(grads["full"], grads["pull_real"], grads["pull_fake"])]
         # pgn_tf.optimizers.Adam's step, linear in the gradient once v_t is known.
-        t = tf.cast(opt.iterations + 1, tf.float32)
-        beta_1, beta_2, lr = float(opt.beta_1), float(opt.beta_2), tf.cast(opt.learning_rate, tf.float32)
+        dtype = d_vars[0].dtype
+        t = tf.cast(opt.iterations + 1, dtype)
+        beta_1, beta_2, lr = float(opt.beta_1), float(opt.beta_2), tf.cast(opt.learning_rate, dtype)
         updates = {k: [] for k in (*PARTS, "full")}
         for i, var in enumerate(d_vars):
             slot = opt._get_variable_index(var)
@@ -149,18 +150,19 @@ def analyse(gin_files, gin_params, start, end):
         exp = experiment.build(config, workdir)
     gan, loop = exp.gan, exp.config.loop
     critic, d_vars = gan.discriminator.critic, gan.discriminator.trainable_variables
-    g_state = gan.generator.non_trainable_variables  # BatchNorm's moving statistics: the probe's G call moves them
+    # G's BatchNorm statistics and an SN critic's u: the probe's calls in training mode move them.
+    state = gan.generator.non_trainable_variables + critic.non_trainable_variables
     batches = iter(exp.config.dataset_fn(batch_size=loop.batch_size_D, seed=loop.seed, start_step=0))
     train_step, probe = tf.function(gan.train_step), make_probe(gan)
-    raw = tf.function(lambda x: tf.reduce_mean(normalization.call_critic(critic, x, None, True), axis=1))
+    raw = tf.function(lambda x: tf.reduce_mean(normalization.call_critic(critic, x, None, False), axis=1))
     steps, worst = [], 0.0
     for step in range(1, end + 1):
         batch = next(batches)
         real = tf.cast(batch[0] if isinstance(batch, (tuple, list)) else batch, gan.dtype)
         if step >= start:
-            kept = [v.numpy() for v in g_state]
+            kept = [v.numpy() for v in state]
             both, predicted, record = probe(real)
-            for v, value in zip(g_state, kept):
+            for v, value in zip(state, kept):
                 v.assign(value)
             before, f0 = [v.numpy() for v in d_vars], raw(both).numpy()
         train_step(batch)
@@ -178,9 +180,10 @@ def analyse(gin_files, gin_params, start, end):
 
 
 def _rolling_median(values, width=9):
+    import numpy as np
+
     half = width // 2
-    return [sorted(values[max(0, i - half) : i + half + 1])[len(values[max(0, i - half) : i + half + 1]) // 2]
-            for i in range(len(values))]  # fmt: skip
+    return [float(np.median(values[max(0, i - half) : i + half + 1])) for i in range(len(values))]
 
 
 def series(result):
