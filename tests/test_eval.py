@@ -503,6 +503,10 @@ def test_critic_update_takes_the_steps_critic_update_apart(tmp_path):
          "--start=1", "--end=2", f"--out={tmp_path / 'u.json'}"],
         check=False, capture_output=True, text=True,
     )  # fmt: skip
+    (tmp_path / "bad.json").write_text("not json")
+    bad = subprocess.run([sys.executable, script, f"--from_json={tmp_path / 'bad.json'}", f"--png={tmp_path / 'b.png'}"],
+                         check=False, capture_output=True, text=True)  # fmt: skip
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1].startswith("error: --from_json"), bad.stderr
     last = r.stderr.strip().splitlines()[-1]  # TensorFlow's own start-up lines come first
     assert r.returncode == 2 and last.startswith("error: train_and_evaluate.n_dis = 2;"), r.stderr
     assert "Traceback" not in r.stderr and not (tmp_path / "u.json").exists()

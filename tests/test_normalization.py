@@ -85,17 +85,20 @@ def test_weight_gradient_matches_finite_differences(data):
     w1 = critic.layers[1].kernel
     with tf.GradientTape() as tape:
         total = tf.reduce_sum(penalty_normalize(critic, tf.constant(x)))
-    got = tape.gradient(total, w1).numpy()
-    base = w1.numpy()
-    h = 1e-6
+    assert_central_differences(tape.gradient(total, w1).numpy(), w1, lambda: np_normalized(critic, x, "pgn").sum())
+
+
+def assert_central_differences(got, var, value, h=1e-6):
+    """got[idx] against (value() at var[idx] + h - at var[idx] - h) / 2h, at a few entries of var (restored)."""
+    base = var.numpy()
     for idx in [(0, 0), (3, 7), (31, 15), (12, 4)]:
         vals = []
         for sign in (1, -1):
             w = base.copy()
             w[idx] += sign * h
-            w1.assign(w)
-            vals.append(np_normalized(critic, x, "pgn").sum())
-        w1.assign(base)
+            var.assign(w)
+            vals.append(value())
+        var.assign(base)
         np.testing.assert_allclose(got[idx], (vals[0] - vals[1]) / (2 * h), rtol=1e-5, atol=1e-9)
 
 
@@ -305,21 +308,15 @@ def test_hold_denominator_keeps_the_value_and_drops_the_gradient_through_the_nor
         totals = tf.reduce_sum(held), tf.reduce_sum(full)
     np.testing.assert_allclose(held.numpy(), full.numpy(), rtol=0, atol=0)
     got, unheld = (tape.gradient(t, w1).numpy() for t in totals)
-    base = w1.numpy()
     _, g0 = np_f_and_grad(critic, x)
     norm0 = np.sqrt((((1 - g0) if mode == "pgn" else g0) ** 2).reshape(len(x), -1).sum(1) + EPS)[:, None]
-    h = 1e-6
-    for idx in [(0, 0), (3, 7), (31, 15), (12, 4)]:
-        vals = []
-        for sign in (1, -1):
-            w = base.copy()
-            w[idx] += sign * h
-            w1.assign(w)
-            f, _ = np_f_and_grad(critic, x)
-            num = 1 - f if mode == "pgn" else f
-            vals.append((num / (norm0 + np.abs(num))).sum())
-        w1.assign(base)
-        np.testing.assert_allclose(got[idx], (vals[0] - vals[1]) / (2 * h), rtol=1e-5, atol=1e-9)
+
+    def held_value():
+        f = np_f_and_grad(critic, x)[0]
+        num = 1 - f if mode == "pgn" else f
+        return (num / (norm0 + np.abs(num))).sum()
+
+    assert_central_differences(got, w1, held_value)
     assert np.abs(got - unheld).max() > 1e-3 * np.abs(unheld).max()  # the norm's own gradient is not negligible here
     back = PGNDiscriminator.from_config(disc.get_config())
     assert back.hold_denominator and back.mode == mode

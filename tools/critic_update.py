@@ -253,8 +253,15 @@ def main():
             if not os.path.isfile(path):
                 print(f"error: --from_json {path} does not exist.", file=sys.stderr)
                 return 2
-            with open(path) as f:
-                results[os.path.splitext(os.path.basename(path))[0]] = json.load(f)
+            try:
+                with open(path) as f:
+                    result = json.load(f)
+            except ValueError:
+                result = None
+            if not isinstance(result, dict) or "steps" not in result:
+                print(f'error: --from_json {path} is not this tool\'s --out (JSON with "steps").', file=sys.stderr)
+                return 2
+            results[os.path.splitext(os.path.basename(path))[0]] = result
         if not os.path.isdir(os.path.dirname(os.path.abspath(args.png))):
             print(f"error: {args.png}: its folder does not exist.", file=sys.stderr)
             return 2
