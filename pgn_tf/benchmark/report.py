@@ -115,6 +115,8 @@ def plots(out, rows):
                     if os.path.isfile(path):
                         x = np.load(path)
                         ax.scatter(x[:, 0], x[:, 1], s=1, alpha=0.3, color="tab:blue", rasterized=True)
+                    else:
+                        _no_samples(ax)
                     ax.scatter(means[:, 0], means[:, 1], s=8, marker="x", color="tab:red")
                     ax.set(xlim=(-lim, lim), ylim=(-lim, lim), xticks=[], yticks=[])
                     if j == 0:
@@ -134,6 +136,8 @@ def plots(out, rows):
                 path = os.path.join(out, "samples", f"{suite}_{method}_seed{seeds[0]}.png")
                 if os.path.isfile(path):
                     ax.imshow(plt.imread(path))
+                else:
+                    _no_samples(ax)
                 ax.set(xticks=[], yticks=[], title=method)
             fig.suptitle(f"{suite}: 64 samples of G at the last step (seed {seeds[0]})", fontsize=9)
             fig.tight_layout()
@@ -145,6 +149,11 @@ def plots(out, rows):
             written.append(_critic_plot(plt, out, rows, suite, names))
     written += _dims_plots(plt, out, rows)
     return written
+
+
+def _no_samples(ax):
+    """Says so in a panel whose run has no samples/ file (results merged from elsewhere, say)."""
+    ax.text(0.5, 0.5, "no samples", transform=ax.transAxes, ha="center", va="center", fontsize=7, color="gray")
 
 
 def _color(method):
