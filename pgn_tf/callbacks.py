@@ -11,9 +11,9 @@ import numpy as np
 import tensorflow as tf
 
 from pgn_tf import faults
+from pgn_tf.diagnostics import DIAGNOSTICS
 from pgn_tf.eval import evaluator as eval_lib
 from pgn_tf.eval.stats import StatsError
-from pgn_tf.gan import DIAGNOSTICS
 
 
 def image_grid(images, cols=8):

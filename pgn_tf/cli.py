@@ -27,7 +27,7 @@ def parse_gin(files, params):
     """
     import gin
 
-    from pgn_tf import train_lib  # noqa: F401  (registers the gin root and, through it, pgn_tf.configurables)
+    from pgn_tf import configurables  # noqa: F401  (registers every configurable and the gin root)
 
     gin.add_config_file_search_path(CONFIG_DIR)
     resolved = []
@@ -60,30 +60,6 @@ def operative_config(workdir):
     if not os.path.isfile(path):
         raise UsageError(f"{workdir} has no operative_config.gin; is it a training workdir (--workdir)?")
     return path
-
-
-def load_run(workdir, checkpoint="latest", params=()):
-    """Rebuilds a training run from its workdir's operative config and restores a checkpoint.
-
-    Returns:
-      (experiment.Experiment, the restored checkpoint's path).
-
-    Raises:
-      UsageError: no such workdir or checkpoint, or one that cannot be restored.
-    """
-    if not workdir or not os.path.isdir(workdir):
-        raise UsageError(f"workdir {workdir} does not exist; pass the folder a training run wrote (--workdir).")
-    parse_gin([operative_config(workdir)], list(params))
-    from pgn_tf import experiment, train_lib
-
-    try:
-        exp = experiment.build(train_lib.settings(), workdir)
-        path = exp.restore(checkpoint)
-    except user_errors() as e:
-        raise UsageError(first_line(e)) from None
-    if path is None:
-        raise UsageError(f"no checkpoint in {exp.manager.directory}; train first (python -m pgn_tf.train).")
-    return exp, path
 
 
 def start(run_fn):

@@ -1,11 +1,12 @@
 """A run's settings as frozen configs, each validated once where it is made: the loop's and the run's.
 
 The flow is gin -> config -> build -> run: gin binds `train_and_evaluate.*`
-(`train_lib.settings`, the gin root), which makes a `RunConfig`;
-`experiment.build(config, workdir, strategy)` turns it into models,
-optimizers, checkpoints and the `PGNGAN`; `experiment.run` trains. Each
-setting is written here (its field, its check and its meaning), in the gin
-root's signature, and nowhere else.
+(`configurables.settings`, the gin root), which makes a `RunConfig`; without
+gin, `RunConfig.make(**settings)` makes one from keywords;
+`train_lib.build(config, workdir, strategy)` turns it into models,
+optimizers, checkpoints and the `PGNGAN`; `train_lib.run` trains. Each
+setting is written here (its field, its default, its check and its meaning),
+in the gin root's signature, and nowhere else.
 """
 
 import dataclasses
@@ -18,6 +19,8 @@ import numpy as np
 from pgn_tf import penalties
 from pgn_tf.errors import ConfigError
 from pgn_tf.eval import evaluator
+from pgn_tf.eval.inception import load_inception
+from pgn_tf.optimizers import Adam
 from pgn_tf.precision import PRECISIONS
 
 GIN_ROOT = "train_and_evaluate"  # a setting is named in errors as its gin binding
@@ -235,24 +238,38 @@ class RunConfig(_Checked):
     generator_fn: Callable = field(metadata={"check": _component})
     critic_fn: Callable = field(metadata={"check": _component})
     loss_fn: Callable = field(metadata={"check": _component})
-    d_optimizer: Callable = field(metadata={"check": _component})
-    g_optimizer: Callable = field(metadata={"check": _component})
-    total_steps: int = field(metadata={"check": _integer(1)})
-    lr_D: float = field(metadata={"check": _number(0, strict=True)})
-    lr_G: float = field(metadata={"check": _number(0, strict=True)})
-    lr_decay_start: int = field(metadata={"check": _integer(0)})
-    sample_every: int = field(metadata={"check": _integer(1)})
-    eval_every: int = field(metadata={"check": _integer(1)})
-    save_every: int = field(metadata={"check": _integer(1)})
-    num_images: int = field(metadata={"check": _integer(1)})
-    feature_fn: Callable = field(metadata={"check": _component})
-    fid_stats: str | None = field(metadata={"check": _optional_path})
-    best_by: str = field(metadata={"check": _choice(evaluator.BEST_BY)})
-    metrics: tuple = field(metadata={"check": _subset(evaluator.METRICS)})
-    log_every: int = field(metadata={"check": _integer(1)})
-    jit_compile: bool = field(metadata={"check": _flag})
-    precision: str = field(metadata={"check": _choice(PRECISIONS)})
+    d_optimizer: Callable = field(default=Adam, metadata={"check": _component})
+    g_optimizer: Callable = field(default=Adam, metadata={"check": _component})
+    total_steps: int = field(default=200_000, metadata={"check": _integer(1)})
+    lr_D: float = field(default=2e-4, metadata={"check": _number(0, strict=True)})
+    lr_G: float = field(default=2e-4, metadata={"check": _number(0, strict=True)})
+    lr_decay_start: int = field(default=0, metadata={"check": _integer(0)})
+    sample_every: int = field(default=500, metadata={"check": _integer(1)})
+    eval_every: int = field(default=5000, metadata={"check": _integer(1)})
+    save_every: int = field(default=5000, metadata={"check": _integer(1)})
+    num_images: int = field(default=50_000, metadata={"check": _integer(1)})
+    feature_fn: Callable = field(default=load_inception, metadata={"check": _component})
+    fid_stats: str | None = field(default=None, metadata={"check": _optional_path})
+    best_by: str = field(default="FID", metadata={"check": _choice(evaluator.BEST_BY)})
+    metrics: tuple = field(default=evaluator.METRICS, metadata={"check": _subset(evaluator.METRICS)})
+    log_every: int = field(default=100, metadata={"check": _integer(1)})
+    jit_compile: bool = field(default=False, metadata={"check": _flag})
+    precision: str = field(default="float32", metadata={"check": _choice(PRECISIONS)})
     loop: LoopConfig = LoopConfig()
+
+    @classmethod
+    def make(cls, **settings):
+        """A RunConfig from keyword settings (the gin root's names), the rest at their defaults; no gin involved.
+
+        What tools, the benchmark and tests build runs from:
+        `RunConfig.make(dataset_fn=data.digits, generator_fn=..., critic_fn=..., loss_fn=..., total_steps=10)`.
+        The defaults are the gin root's, with torch-arithmetic Adam (`optimizers.Adam`) and Inception features.
+
+        Raises:
+          errors.ConfigError: a setting of the wrong type or out of range.
+          TypeError: an unknown setting, or a component (dataset_fn, generator_fn, critic_fn, loss_fn) missing.
+        """
+        return cls.from_settings(settings)
 
     @classmethod
     def from_settings(cls, settings):

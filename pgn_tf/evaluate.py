@@ -15,7 +15,7 @@ import sys
 
 from absl import flags
 
-from pgn_tf.cli import UsageError, first_line, load_run, start, user_errors
+from pgn_tf.cli import UsageError, first_line, start, user_errors
 
 
 def run(
@@ -33,19 +33,21 @@ def run(
             raise UsageError(f"--save_images {save_images} exists already; pass a new folder.")
         if save_images and not os.access(os.path.dirname(os.path.abspath(save_images)) or "/", os.W_OK):
             raise UsageError(f"--save_images {save_images}: its parent folder does not exist or is not writable.")
-        exp, path = load_run(workdir, checkpoint, params)
-        from pgn_tf.eval import inception
+        from pgn_tf import train_lib
+        from pgn_tf.eval import evaluator, inception
+
+        built, path = train_lib.from_workdir(workdir, checkpoint, params)
 
         feature_fn = functools.partial(inception.load_inception, path=inception_path) if inception_path else None
         try:
-            scorer = exp.evaluator(num_images, fid_stats, feature_fn)
-            result = scorer(exp.gan, ema, save_images=save_images)
+            scorer = evaluator.for_run(built.config, workdir, num_images, fid_stats, feature_fn)
+            result = scorer(built.gan, ema, save_images=save_images)
         except user_errors() as e:
             raise UsageError(first_line(e)) from None
     except UsageError as e:
         print(f"error: {e}", file=sys.stderr, flush=True)
         return 2
-    result.update(checkpoint=path, step=int(exp.gan.step.numpy()), ema=ema)
+    result.update(checkpoint=path, step=int(built.gan.step.numpy()), ema=ema)
     if save_images:
         result["images"] = os.path.abspath(save_images)
     print(json.dumps(result), flush=True)

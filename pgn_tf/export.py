@@ -24,7 +24,7 @@ import keras
 import tensorflow as tf
 from absl import flags
 
-from pgn_tf.cli import UsageError, load_run, start
+from pgn_tf.cli import UsageError, start
 
 
 def _to_uint8(x):
@@ -129,16 +129,16 @@ def archive(generator, z_dim, num_classes=None, max_count=MAX_COUNT):
     return arc
 
 
-def export(exp, export_dir, raw=False, max_count=MAX_COUNT):
+def export(gan, export_dir, raw=False, max_count=MAX_COUNT):
     """Writes export_dir/<step>/ atomically (a temporary folder renamed at the end); returns its path.
 
     Args:
+      gan: the trained PGNGAN (e.g. `train_lib.from_workdir(...)[0].gan`); EMA-G unless raw.
       max_count: the most images one request may ask for (see `archive`).
 
     Raises:
       UsageError: that version exists already.
     """
-    gan = exp.gan
     step = int(gan.step.numpy())
     target = os.path.join(export_dir, str(step))
     if os.path.exists(target):
@@ -162,10 +162,12 @@ def run(workdir, checkpoint="latest", raw=False, export_dir=None, params=(), max
     try:
         if isinstance(max_count, bool) or not isinstance(max_count, int) or max_count < 1:
             raise UsageError(f"--max_count must be a positive integer (images per request), got {max_count!r}.")
-        exp, path = load_run(workdir, checkpoint, params)
+        from pgn_tf import train_lib
+
+        built, path = train_lib.from_workdir(workdir, checkpoint, params)
         export_dir = export_dir or os.path.join(workdir, "export")
         try:
-            target = export(exp, export_dir, raw, max_count)
+            target = export(built.gan, export_dir, raw, max_count)
         except OSError as e:
             raise UsageError(
                 f"cannot write the export to {export_dir} ({e.strerror}); pass another --export_dir."

@@ -7,28 +7,11 @@ import keras
 import tensorflow as tf
 
 from pgn_tf import penalties
+from pgn_tf.augment import cr_augment
 from pgn_tf.config import LoopConfig
-from pgn_tf.normalization import Normalized, PGNDiscriminator, sensitivity
+from pgn_tf.diagnostics import DIAGNOSTICS, critic_diagnostics
+from pgn_tf.normalization import PGNDiscriminator
 
-# What the critic does, every log_every for every method (TensorBoard critic/): the raw output f on reals and
-# fakes, the raw input-gradient norm (beside pgn/grad_norm, PGN's denominator), the share of samples on their
-# side (f_hat > 0 for reals, < 0 for fakes), the share of saturated outputs, |f_hat| > 0.99, and the loss's
-# pull on the raw f of reals and of fakes: the mean of -d loss_i / d f_i (the way gradient descent moves each
-# sample's f, through f_hat with the denominator's norm held). The two pulls' sum is what a shift shared by
-# every output, such as the last bias, is pushed by. Last, cos(grad_x f, 1): how far the raw gradient points
-# along the ones vector of PGN's ||1 - grad_x f|| (0 for the raw critics, which compute no input gradient).
-DIAGNOSTICS = (
-    "f_real_mean",
-    "f_real_std",
-    "f_fake_mean",
-    "f_fake_std",
-    "input_grad_norm_mean",
-    "accuracy",
-    "saturated",
-    "pull_real_mean",
-    "pull_fake_mean",
-    "ones_cos_mean",
-)
 TRACKERS = (
     "d_loss",
     "d_loss_real",
@@ -42,85 +25,6 @@ TRACKERS = (
     "grad_norm_max",
     *DIAGNOSTICS,
 )
-
-
-@keras.saving.register_keras_serializable(package="pgn_tf")
-class LinearDecay(keras.optimizers.schedules.LearningRateSchedule):
-    """lr * (1 - max(s - start, 0) / max(total - start, 1)), s = outer steps done.
-
-    The official LambdaLR, stepped once per outer iteration. An optimizer that
-    applies `updates_per_step` updates per outer step (the critic's n_dis)
-    sees s = iterations // updates_per_step.
-    """
-
-    def __init__(self, learning_rate, decay_start, total_steps, updates_per_step=1):
-        self.learning_rate = learning_rate
-        self.decay_start = decay_start
-        self.total_steps = total_steps
-        self.updates_per_step = updates_per_step
-
-    def __call__(self, iterations):
-        s = tf.cast(iterations // self.updates_per_step, tf.float32)
-        period = float(max(self.total_steps - self.decay_start, 1))
-        return self.learning_rate * (1.0 - tf.maximum(s - self.decay_start, 0.0) / period)
-
-    def get_config(self):
-        return {
-            "learning_rate": self.learning_rate,
-            "decay_start": self.decay_start,
-            "total_steps": self.total_steps,
-            "updates_per_step": self.updates_per_step,
-        }
-
-
-def augment(images, uniforms, max_shift=0.2, fill=-1.0):
-    """The official consistency-regularisation transform, on device.
-
-    Random horizontal flip, then a random integer translation of up to
-    max_shift of the size in each direction; the border is filled with black
-    (0 in [0, 1], so -1 here), as torchvision's RandomAffine does.
-
-    Args:
-      images: [N, H, W, C] in [-1, 1].
-      uniforms: [N, 3] uniform in [0, 1): per image the flip (< 0.5 flips)
-        and the x and y shifts.
-    """
-    h, w = images.shape[1], images.shape[2]
-    flip = uniforms[:, 0, None, None, None] < 0.5
-    images = tf.where(flip, tf.reverse(images, axis=[2]), images)
-    limits = tf.constant([max_shift * w, max_shift * h], uniforms.dtype)
-    shift = tf.cast(tf.round(uniforms[:, 1:] * 2.0 * limits - limits), tf.int32)
-    # Output pixel (x, y) reads input (x - dx, y - dy); gathers (not ImageProjectiveTransform) so XLA compiles it.
-    cols = tf.range(w)[None, :] - shift[:, :1]  # [n, w]
-    rows = tf.range(h)[None, :] - shift[:, 1:]  # [n, h]
-    out = tf.gather(images, tf.clip_by_value(rows, 0, h - 1), axis=1, batch_dims=1)
-    out = tf.gather(out, tf.clip_by_value(cols, 0, w - 1), axis=2, batch_dims=1)
-    inside = ((rows >= 0) & (rows < h))[:, :, None, None] & ((cols >= 0) & (cols < w))[:, None, :, None]
-    return tf.where(inside, out, tf.cast(fill, images.dtype))
-
-
-def _diagnostics(out, m, loss_fn, mode):
-    """The DIAGNOSTICS of one critic call on m reals then m fakes (a few elementwise ops on what the step has)."""
-    out = Normalized(*(tf.stop_gradient(t) for t in out))
-    f_real, f_fake, f_hat, dtype = out.f[:m], out.f[m:], out.f_hat, out.f_hat.dtype
-    right = tf.concat([f_hat[:m] > 0, f_hat[m:] < 0], axis=0)
-    with tf.GradientTape() as tape:
-        tape.watch(f_hat)
-        loss, _, _ = loss_fn.critic(f_hat[:m], f_hat[m:])
-    # Each side's loss is a mean over its m samples: m * d loss / d f_hat_i is sample i's own.
-    pull = -tape.gradient(loss, f_hat) * tf.cast(m, dtype) * sensitivity(out, mode)
-    return {
-        "f_real_mean": tf.reduce_mean(f_real),
-        "f_real_std": tf.math.reduce_std(f_real),
-        "f_fake_mean": tf.reduce_mean(f_fake),
-        "f_fake_std": tf.math.reduce_std(f_fake),
-        "input_grad_norm_mean": tf.reduce_mean(out.input_grad_norm),
-        "accuracy": tf.reduce_mean(tf.cast(right, dtype)),
-        "saturated": tf.reduce_mean(tf.cast(tf.abs(f_hat) > 0.99, dtype)),
-        "pull_real_mean": tf.reduce_mean(pull[:m]),
-        "pull_fake_mean": tf.reduce_mean(pull[m:]),
-        "ones_cos_mean": tf.reduce_mean(out.ones_cos),
-    }
 
 
 def _rows(t, j, m):
@@ -153,6 +57,27 @@ def _after(grads, *tensors):
         return tuple(None if t is None else tf.identity(t) for t in tensors)
 
 
+def accumulate(micro_step, tensors, parts, m):
+    """Runs micro_step on `parts` micro-batches of m rows of `tensors`, one after another; sums their gradients.
+
+    micro_step(*rows) -> (gradients, logs) for one micro-batch, whose loss is
+    already divided by the number of parts (so the sum is the gradient of the
+    global batch's mean loss). Logs are combined as the loop logs them: a
+    "_max" key is the maximum over the micro-batches, any other their mean.
+
+    Returns:
+      (summed gradients, combined logs).
+    """
+    grads, logs = None, {}
+    for j in range(parts):
+        rows = _after(grads, *(_rows(t, j, m) for t in tensors))
+        micro_grads, micro_logs = micro_step(*rows)
+        grads = _summed(grads, micro_grads)
+        for key, value in micro_logs.items():
+            logs[key] = value if key not in logs else (tf.maximum if key.endswith("_max") else tf.add)(logs[key], value)
+    return grads, {key: v if key.endswith("_max") else v / parts for key, v in logs.items()}
+
+
 @keras.saving.register_keras_serializable(package="pgn_tf")
 class PGNGAN(keras.Model):
     """Generator, normalized critic and EMA generator, trained with `fit`.
@@ -174,6 +99,9 @@ class PGNGAN(keras.Model):
         replica's draw for one purpose of the current step; None draws them
         from (seed, step, salt) (`default_latents`). Tools inject their own
         (e.g. the official code's draws) to replay a run.
+      diagnostics: (Normalized, m, loss_fn, mode) -> {DIAGNOSTICS key: scalar}
+        for each critic micro-step (m reals then m fakes); None:
+        `diagnostics.critic_diagnostics`. A settable attribute of that name.
 
     Under a tf.distribute strategy with R replicas, each replica gets 1/R of
     the real batch (see `distribute.distribute_dataset`) and the same rows of
@@ -184,7 +112,7 @@ class PGNGAN(keras.Model):
     single-device step.
     """
 
-    def __init__(self, generator, critic, loop=None, latents=None, **kwargs):
+    def __init__(self, generator, critic, loop=None, latents=None, diagnostics=None, **kwargs):
         super().__init__(**kwargs)
         self.loop = loop or LoopConfig()
         self.generator = generator
@@ -195,6 +123,7 @@ class PGNGAN(keras.Model):
         self.ema_generator.set_weights(generator.get_weights())
         self.ema_generator.trainable = False
         self._latent_source = latents
+        self.diagnostics = diagnostics or critic_diagnostics
         self.step = keras.Variable(0, dtype="int64", trainable=False, name="step")
         self.trackers = {name: keras.metrics.Mean(name=name) for name in TRACKERS}
         self.built = True  # every part is built above
@@ -308,17 +237,14 @@ class PGNGAN(keras.Model):
         alpha = self._random(tf.random.stateless_uniform, b, (), 4 * k + 3) if loop.penalty else None
         d_vars = self.discriminator.trainable_variables
         m = b // loop.accumulation  # each micro-batch's mean loss / accumulation: the gradient of the batch's mean
-        grads, logs = None, {}
-        for j in range(loop.accumulation):
-            parts = _after(grads, *(_rows(t, j, m) for t in (real, real_y, fake, fake_y, uniforms, alpha)))
-            micro_grads, micro_logs = self._critic_micro_step(d_vars, m, *parts)
-            grads = _summed(grads, micro_grads)
-            for key, value in micro_logs.items():  # maxima over the micro-batches, means averaged
-                logs[key] = (
-                    value if key not in logs else (tf.maximum if key.endswith("_max") else tf.add)(logs[key], value)
-                )
+        grads, logs = accumulate(
+            functools.partial(self._critic_micro_step, d_vars, m),
+            (real, real_y, fake, fake_y, uniforms, alpha),
+            loop.accumulation,
+            m,
+        )
         self.d_optimizer.apply(grads, d_vars)
-        return {key: v if key.endswith("_max") else v / loop.accumulation for key, v in logs.items()}
+        return logs
 
     def _critic_micro_step(self, d_vars, m, real, real_y, fake, fake_y, uniforms, alpha):
         """(gradients of one micro-batch's share of the critic loss, its logs); the tensors are its m rows each.
@@ -334,7 +260,7 @@ class PGNGAN(keras.Model):
             loss, loss_real, loss_fake = self.loss_fn.critic(pred_real, pred_fake)
             cr_loss = tf.zeros((), loss.dtype)
             if loop.cr > 0:
-                aug = augment(real, tf.cast(uniforms, real.dtype))
+                aug = cr_augment(real, tf.cast(uniforms, real.dtype))
                 pred_aug = self.discriminator(aug, labels=real_y, training=True)
                 cr_loss = tf.reduce_mean(tf.square(pred_aug - pred_real))
             total = loss + loop.cr * cr_loss
@@ -354,7 +280,7 @@ class PGNGAN(keras.Model):
             "f_hat_max": tf.reduce_max(out.f_hat),
             "grad_norm_mean": tf.reduce_mean(out.grad_norm),
             "grad_norm_max": tf.reduce_max(out.grad_norm),
-            **_diagnostics(out, m, self.loss_fn, self.discriminator.mode),
+            **self.diagnostics(out, m, self.loss_fn, self.discriminator.mode),
         }
         return tape.gradient(scaled, d_vars), logs
 
@@ -389,23 +315,23 @@ class PGNGAN(keras.Model):
         batch_size / k (G's BatchNorm then normalises each on its own, as the
         official train_ddp.py does) and their gradients are summed.
         """
-        loop, replicas = self.loop, self._replicas()[1]
+        loop = self.loop
         z, y = self.latents(batch_size, 4 * loop.n_dis)
         g_vars = self.generator.trainable_variables
         m = batch_size // loop.accumulation
-        grads, loss_sum = None, 0.0
-        for j in range(loop.accumulation):
-            zj, yj = _after(grads, _rows(z, j, m), _rows(y, j, m))
-            with tf.GradientTape() as tape:
-                # The critic is frozen here: its weights get no gradient, which lets PGN / GN skip a backward pass.
-                pred = self.discriminator.normalize(self.generate(zj, yj), labels=yj, training=True, frozen=True).f_hat
-                loss = self.loss_fn.generator(pred)
-                scaled = self.g_optimizer.scale_loss(loss / (replicas * loop.accumulation))
-            micro = tape.gradient(scaled, g_vars)
-            grads = _summed(grads, micro)
-            loss_sum += loss
+        grads, logs = accumulate(functools.partial(self._generator_micro_step, g_vars), (z, y), loop.accumulation, m)
         self.g_optimizer.apply(grads, g_vars)
-        return loss_sum / loop.accumulation
+        return logs["g_loss"]
+
+    def _generator_micro_step(self, g_vars, z, y):
+        """(gradients of one micro-batch's share of the generator loss, {"g_loss": its loss})."""
+        replicas = self._replicas()[1]
+        with tf.GradientTape() as tape:
+            # The critic is frozen here: its weights get no gradient, which lets PGN / GN skip a backward pass.
+            pred = self.discriminator.normalize(self.generate(z, y), labels=y, training=True, frozen=True).f_hat
+            loss = self.loss_fn.generator(pred)
+            scaled = self.g_optimizer.scale_loss(loss / (replicas * self.loop.accumulation))
+        return tape.gradient(scaled, g_vars), {"g_loss": loss}
 
     def _update_ema(self):
         before_start = self.step < self.loop.ema_start

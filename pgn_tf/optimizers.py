@@ -1,4 +1,6 @@
-"""Adam with torch.optim.Adam's arithmetic, which the official code trains with.
+"""The optimizers' parts: Adam with torch.optim.Adam's arithmetic, and the official linear LR decay.
+
+Adam: torch's arithmetic, which the official code trains with.
 
 Keras' Adam adds epsilon to sqrt(v) before the bias correction (Kingma and
 Ba's "epsilon hat"); torch adds it after: step = lr / (1 - b1^t) * m /
@@ -8,6 +10,7 @@ far above eps, which PGN's bounded outputs make common early in training
 """
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 
@@ -38,3 +41,32 @@ class Adam(keras.optimizers.Adam):
         )
         step = ops.divide(lr, 1 - ops.power(beta_1, t))
         self.assign_sub(variable, ops.multiply(step, ops.divide(m, denom)))
+
+
+@keras.saving.register_keras_serializable(package="pgn_tf")
+class LinearDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """lr * (1 - max(s - start, 0) / max(total - start, 1)), s = outer steps done.
+
+    The official LambdaLR, stepped once per outer iteration. An optimizer that
+    applies `updates_per_step` updates per outer step (the critic's n_dis)
+    sees s = iterations // updates_per_step.
+    """
+
+    def __init__(self, learning_rate, decay_start, total_steps, updates_per_step=1):
+        self.learning_rate = learning_rate
+        self.decay_start = decay_start
+        self.total_steps = total_steps
+        self.updates_per_step = updates_per_step
+
+    def __call__(self, iterations):
+        s = tf.cast(iterations // self.updates_per_step, tf.float32)
+        period = float(max(self.total_steps - self.decay_start, 1))
+        return self.learning_rate * (1.0 - tf.maximum(s - self.decay_start, 0.0) / period)
+
+    def get_config(self):
+        return {
+            "learning_rate": self.learning_rate,
+            "decay_start": self.decay_start,
+            "total_steps": self.total_steps,
+            "updates_per_step": self.updates_per_step,
+        }

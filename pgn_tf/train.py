@@ -43,14 +43,15 @@ def run(gin_files, gin_params, workdir, strategy="default", cpu_replicas=None):
         except distribute.StrategyError as e:
             raise UsageError(first_line(e)) from None
         parse_gin(gin_files, gin_params)
-        from pgn_tf import experiment, faults, train_lib
+        from pgn_tf import faults, train_lib
+        from pgn_tf.workdir import claimed
 
         try:
             config = train_lib.settings()  # every binding checked: a bad one prints only its error line
-            with experiment.claimed(config, workdir, dist):  # the workdir checked and held before anything is written
+            with claimed(config, workdir, dist):  # the workdir checked and held before anything is written
                 if distribute.is_chief(dist):
                     print(_header(gin_files, gin_params, workdir, strategy, dist, config.precision), flush=True)
-                exp = experiment.run(experiment.build(config, workdir, dist))
+                built = train_lib.run(train_lib.build(config, workdir, dist))
         except faults.Preempted as e:
             print(first_line(e), file=sys.stderr, flush=True)
             return e.exit_code
@@ -82,7 +83,7 @@ def run(gin_files, gin_params, workdir, strategy="default", cpu_replicas=None):
         print("stopped by SIGINT before training began; nothing was saved", file=sys.stderr, flush=True)
         return 130
     if distribute.is_chief(dist):
-        print(_footer(exp, workdir), flush=True)
+        print(_footer(built, workdir), flush=True)
     return 0
 
 
@@ -107,8 +108,8 @@ def _tool(name):
     return f"python -m pgn_tf.{name}"
 
 
-def _footer(exp, workdir):
-    step = int(exp.gan.step.numpy())
+def _footer(built, workdir):
+    step = int(built.gan.step.numpy())
     path = os.path.abspath(workdir)
     made = ", ".join(
         f"{path}/{name}" for name in ("samples", "checkpoints", "eval.jsonl") if os.path.exists(f"{path}/{name}")

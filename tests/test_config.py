@@ -24,19 +24,33 @@ def test_a_run_written_before_the_refactor_restores_and_resumes(tmp_path, capsys
 
 
 def test_the_gin_roots_defaults_are_the_configs():
-    """train_and_evaluate's signature (the gin contract) and the config fields agree on every default."""
+    """train_and_evaluate's signature (the gin contract) and RunConfig.make agree on every default.
+
+    Adam and the Inception loader are gin's configurable copies at the root (so that their bindings apply) and
+    the originals in the config; the four components have no default (gin.REQUIRED / a TypeError).
+    """
     import dataclasses
     import inspect
 
-    from pgn_tf import train_lib
+    import gin
+
+    from pgn_tf import configurables, optimizers, train_lib
     from pgn_tf.config import LoopConfig, RunConfig
+    from pgn_tf.eval import inception
 
     signature = inspect.signature(train_lib.settings).parameters
     loop_fields = {f.name: f.default for f in dataclasses.fields(LoopConfig)}
-    run_fields = {f.name for f in dataclasses.fields(RunConfig)} - {"loop"}
-    assert set(signature) == set(loop_fields) | run_fields  # each setting is a field, once
-    for name, default in loop_fields.items():
-        assert signature[name].default == default, name
+    run_fields = {f.name: f.default for f in dataclasses.fields(RunConfig) if f.name != "loop"}
+    assert set(signature) == set(loop_fields) | set(run_fields)  # each setting is a field, once
+    copies = {configurables.Adam: optimizers.Adam, configurables.load_inception: inception.load_inception}
+    for name, default in {**loop_fields, **run_fields}.items():
+        given = signature[name].default
+        if given is gin.REQUIRED:
+            assert default is dataclasses.MISSING, name
+        else:
+            assert copies.get(given, given) == default, name
+    with pytest.raises(TypeError, match="dataset_fn"):
+        RunConfig.make(generator_fn=print, critic_fn=print, loss_fn=print)
 
 
 @pytest.mark.parametrize(
@@ -67,7 +81,7 @@ def _accumulated_step(accumulation, penalty="gp1"):
     import numpy as np
     import tensorflow as tf
 
-    from pgn_tf import experiment, losses, train_lib
+    from pgn_tf import losses, train_lib
 
     def generator(z_dim):
         z = keras.Input((z_dim,))
@@ -85,7 +99,7 @@ def _accumulated_step(accumulation, penalty="gp1"):
         loss_fn=lambda: losses.bce, d_optimizer=sgd, g_optimizer=sgd, lr_D=0.5, lr_G=0.5, z_dim=6, n_dis=2,
         batch_size_D=8, batch_size_G=8, cr=1.0, penalty=penalty, accumulation=accumulation, precision="float64",
     )  # fmt: skip
-    gan = experiment.build(config, "unused").gan
+    gan = train_lib.build_gan(config)
     batches = tf.data.Dataset.from_tensor_slices((images, tf.zeros((16,), tf.int32))).batch(16)  # batch dim unknown
     gan.fit(batches, epochs=1, steps_per_epoch=1, verbose=0, shuffle=False)  # traced, as training runs it
     return [v.numpy() for v in gan.generator.weights + gan.discriminator.weights]
@@ -110,7 +124,7 @@ def test_a_batchnorm_generator_accumulates_each_micro_batch_with_its_own_statist
     import numpy as np
     import tensorflow as tf
 
-    from pgn_tf import experiment, losses, train_lib
+    from pgn_tf import losses, train_lib
 
     def generator(z_dim):
         z = keras.Input((z_dim,))
@@ -131,7 +145,7 @@ def test_a_batchnorm_generator_accumulates_each_micro_batch_with_its_own_statist
             g_optimizer=lambda learning_rate: keras.optimizers.SGD(learning_rate), lr_D=1.0, lr_G=1.0, z_dim=6,
             n_dis=1, batch_size_D=8, batch_size_G=8, accumulation=accumulation, precision="float64",
         )  # fmt: skip
-        return experiment.build(config, "unused").gan
+        return train_lib.build_gan(config)
 
     k, n = 2, 8
     gan = build(k)
@@ -167,7 +181,7 @@ def test_accumulation_sums_an_embeddings_sparse_gradients():
     import numpy as np
     import tensorflow as tf
 
-    from pgn_tf import experiment, losses, train_lib
+    from pgn_tf import losses, train_lib
 
     def generator(z_dim, num_classes):
         z, y = keras.Input((z_dim,)), keras.Input((), dtype="int32")
@@ -188,7 +202,7 @@ def test_accumulation_sums_an_embeddings_sparse_gradients():
             loss_fn=lambda: losses.hinge, d_optimizer=sgd, g_optimizer=sgd, lr_D=0.5, lr_G=0.5, z_dim=6,
             num_classes=3, batch_size_D=8, batch_size_G=8, accumulation=accumulation, precision="float64",
         )  # fmt: skip
-        gan = experiment.build(config, "unused").gan
+        gan = train_lib.build_gan(config)
         images = np.random.default_rng(0).uniform(-1, 1, (8, 8, 8, 3))
         labels = np.array([0, 1, 2, 0, 1, 2, 0, 1], np.int32)
         gan.fit(tf.data.Dataset.from_tensor_slices((images, labels)).batch(8), epochs=1, steps_per_epoch=1, verbose=0)

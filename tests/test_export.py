@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from conftest import ROOT, TINY_QUICKSTART
 
-from pgn_tf import experiment, export, train, train_lib
+from pgn_tf import export, train, train_lib
 
 SMALL = ["dcgan.generator.width=0.0625", "dcgan.critic.width=0.0625", "train_and_evaluate.batch_size_D=8",
          "train_and_evaluate.batch_size_G=8", "train_and_evaluate.log_every=2"]  # fmt: skip
@@ -109,8 +109,8 @@ def test_conditional_export_takes_labels(tmp_path):
 
     gin.clear_config()
     train.parse_gin(["cifar_biggan.gin"], ["biggan.generator.width=0.125", "biggan.critic.width=0.125"])
-    exp = experiment.build(train_lib.settings(), str(tmp_path / "wd"))
-    path = export.export(exp, str(tmp_path / "export"))
+    exp = train_lib.build(train_lib.settings(), str(tmp_path / "wd"))
+    path = export.export(exp.gan, str(tmp_path / "export"))
     m = tf.saved_model.load(path)
     serve = m.signatures["serving_default"]
     z = tf.random.normal((3, 128))
@@ -185,15 +185,15 @@ def test_an_export_refuses_requests_outside_its_bounds_in_a_fresh_process(traine
     assert r.returncode == 0, r.stderr
     gin.clear_config()
     train.parse_gin(["cifar_biggan.gin"], ["biggan.generator.width=0.125", "biggan.critic.width=0.125"])
-    exp = experiment.build(train_lib.settings(), str(tmp_path / "wd"))
-    conditional = export.export(exp, str(tmp_path / "conditional"), max_count=5)
+    exp = train_lib.build(train_lib.settings(), str(tmp_path / "wd"))
+    conditional = export.export(exp.gan, str(tmp_path / "conditional"), max_count=5)
     r = _run(sys.executable, "-c", BOUNDS_CHECK, str(tmp_path / "plain" / "2"), conditional, "5")
     assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stderr[-3000:]
 
 
 def test_export_reads_a_workdir_while_a_run_holds_it_and_trains(tmp_path):
     """No lock for export: the checkpoint list names a checkpoint only once its files are complete."""
-    from pgn_tf import workdir_lock
+    from pgn_tf import workdir as workdir_lib
 
     workdir = tmp_path / "wd"
     args = [*TINY_QUICKSTART, "--gin_param=train_and_evaluate.total_steps=100000",
@@ -207,7 +207,7 @@ def test_export_reads_a_workdir_while_a_run_holds_it_and_trains(tmp_path):
             time.sleep(0.1)
         r = _run(sys.executable, "-m", "pgn_tf.export", f"--workdir={workdir}")
         still_training = proc.poll() is None
-        holder = workdir_lock.holder(workdir / ".lock")
+        holder = workdir_lib.holder(workdir / ".lock")
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=300)
     finally:

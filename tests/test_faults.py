@@ -20,7 +20,7 @@ import pytest
 import tensorflow as tf
 from conftest import ROOT, TINY_QUICKSTART, assert_same_checkpoints, checkpoint_values
 
-from pgn_tf import experiment, faults, train, train_lib
+from pgn_tf import faults, train, train_lib
 
 TOTAL = 12
 ARGS = [
@@ -204,13 +204,13 @@ def test_no_checkpoint_is_written_with_a_non_finite_tensor_and_nan_scores_are_nu
     from pgn_tf import callbacks
 
     train.parse_gin(["quickstart.gin"], ["dcgan.generator.width=0.0625", "dcgan.critic.width=0.0625"])
-    exp = experiment.build(train_lib.settings(), str(tmp_path))
-    assert exp.save(exp.manager, 1).endswith("ckpt-1")
+    exp = train_lib.build(train_lib.settings(), str(tmp_path))
+    assert exp.checkpoints.save(exp.checkpoints.manager, 1).endswith("ckpt-1")
     weight = exp.gan.discriminator.critic.trainable_variables[0]
     weight.assign(tf.tensor_scatter_nd_update(weight, [[0, 0, 0, 0]], [np.inf]))
     with pytest.raises(faults.Diverged, match=r"at step 2 \(1 tensors hold non-finite values, e.g. 1 in critic/"):
-        exp.save(exp.manager, 2)
-    assert exp.manager.checkpoints == [str(tmp_path / "checkpoints" / "ckpt-1")]
+        exp.checkpoints.save(exp.checkpoints.manager, 2)
+    assert exp.checkpoints.manager.checkpoints == [str(tmp_path / "checkpoints" / "ckpt-1")]
     assert not glob.glob(str(tmp_path / "checkpoints" / "ckpt-2*"))
 
     class NaNScores:
@@ -222,12 +222,14 @@ def test_no_checkpoint_is_written_with_a_non_finite_tensor_and_nan_scores_are_nu
 
     best = tf.Variable(np.inf, dtype=tf.float64)
     writer = tf.summary.create_file_writer(str(tmp_path))
-    cb = callbacks.Evaluate(NaNScores(), 1, writer, str(tmp_path), exp.save, exp.best_manager, best)
+    cb = callbacks.Evaluate(
+        NaNScores(), 1, writer, str(tmp_path), exp.checkpoints.save, exp.checkpoints.best_manager, best
+    )
     cb.set_model(exp.gan)
     cb.on_train_batch_end(0)
     record = json.loads((tmp_path / "eval.jsonl").read_text(), parse_constant=lambda c: pytest.fail(c))
     assert record["FID"] is None and record["FID_ema"] is None and record["IS"] == 1.5
-    assert not os.path.exists(exp.best_manager.directory)  # a NaN is never the best score
+    assert not os.path.exists(exp.checkpoints.best_manager.directory)  # a NaN is never the best score
 
 
 def _damage(kind, prefix, other):

@@ -14,10 +14,12 @@ import pytest
 import tensorflow as tf
 from conftest import ROOT
 
-from pgn_tf import PGNDiscriminator, data, errors, experiment, losses, models, optimizers, train, train_lib
+from pgn_tf import PGNDiscriminator, data, errors, losses, models, optimizers, train, train_lib
+from pgn_tf.augment import cr_augment
 from pgn_tf.config import LoopConfig
-from pgn_tf.eval import inception
-from pgn_tf.gan import PGNGAN, LinearDecay, augment
+from pgn_tf.eval import evaluator, inception
+from pgn_tf.gan import PGNGAN
+from pgn_tf.optimizers import LinearDecay
 
 # base.gin is only included by the others.
 GIN_FILES = sorted(p for p in glob.glob(os.path.join(ROOT, "gin_configs", "*.gin")) if not p.endswith("base.gin"))
@@ -42,7 +44,7 @@ def test_linear_decay_is_the_official_lambda_lr():
 
 def test_augment_flips_translates_and_fills_black():
     x = tf.random.uniform((64, 10, 10, 3), 0.5, 1.0)
-    out = augment(x, tf.random.uniform((64, 3), seed=1)).numpy()
+    out = cr_augment(x, tf.random.uniform((64, 3), seed=1)).numpy()
     assert out.shape == x.shape
     assert np.any(out == -1.0)  # some border filled
     assert np.all((out == -1.0) | ((out >= 0.5) & (out <= 1.0)))
@@ -50,7 +52,7 @@ def test_augment_flips_translates_and_fills_black():
     assert max(filled) <= 10 * 10 - 8 * 8  # at most 2 px (20%) in each direction
     # No translation and an identity flip for a constant image.
     c = tf.ones((4, 10, 10, 3))
-    assert np.all(augment(c, tf.random.uniform((4, 3), seed=2), max_shift=0.0).numpy() == 1.0)
+    assert np.all(cr_augment(c, tf.random.uniform((4, 3), seed=2), max_shift=0.0).numpy() == 1.0)
 
 
 def _shifted(img, dx, dy, fill=-1.0):
@@ -65,8 +67,8 @@ def _shifted(img, dx, dy, fill=-1.0):
 def test_augment_is_the_drawn_flip_and_integer_shift_and_compiles_with_xla():
     x = tf.random.uniform((16, 10, 10, 3), -1.0, 1.0, seed=3)
     u = tf.random.uniform((16, 3), seed=4)
-    eager = augment(x, u).numpy()
-    xla = tf.function(augment, jit_compile=True)(x, u).numpy()
+    eager = cr_augment(x, u).numpy()
+    xla = tf.function(cr_augment, jit_compile=True)(x, u).numpy()
     np.testing.assert_array_equal(eager, xla)
     # u[:, 0] < 0.5 flips; shifts round(u * 2 * 2 - 2) px (20% of 10) in x and y.
     for img, out, (flip, ux, uy) in zip(x.numpy(), eager, u.numpy()):
@@ -203,7 +205,7 @@ def test_every_baseline_overlay_composes_with_every_paper_row(path, tmp_path):
             continue
         gin.clear_config()
         train.parse_gin([path, overlay], small)
-        gan = experiment.build(train_lib.settings(), str(tmp_path / name)).gan
+        gan = train_lib.build_gan(train_lib.settings())
         assert (gan.discriminator.mode, gan.loop.penalty) == expected[name]
         sn = {v.path.rsplit("/", 1)[0] for v in gan.discriminator.critic.weights if "sn_u" in v.path}
         assert len(sn) >= 4  # spectral-norm layers, each with its power-iteration vector
@@ -212,10 +214,10 @@ def test_every_baseline_overlay_composes_with_every_paper_row(path, tmp_path):
 def test_sn_needs_a_critic_builder_that_gives_spectral_norm():
     plain = models.build_critic("dcgan.32", width=0.0625)
     with pytest.raises(errors.ConfigError, match="has no spectral-norm layers"):
-        experiment._build_critic(lambda **kw: plain, True, {})
+        train_lib._build_critic(lambda **kw: plain, True, {})
     with pytest.raises(errors.ConfigError, match=r"calls critic_fn\(spectral_norm=True\)"):
-        experiment._build_critic(lambda: plain, True, {})
-    assert experiment._build_critic(lambda: plain, False, {}) is plain
+        train_lib._build_critic(lambda: plain, True, {})
+    assert train_lib._build_critic(lambda: plain, False, {}) is plain
 
 
 # (gin file, arch family, Adam betas, lr D / G): the table, as the optimizers must receive it.
@@ -234,7 +236,7 @@ def test_gin_bindings_reach_the_optimizers(name, arch, betas, lrs, tmp_path):
         "train_and_evaluate.dataset_fn=@data.digits",
     ]
     train.parse_gin([name], small)
-    gan = experiment.build(train_lib.settings(), str(tmp_path)).gan
+    gan = train_lib.build_gan(train_lib.settings())
     for opt, lr in zip((gan.d_optimizer, gan.g_optimizer), lrs):
         assert isinstance(opt, optimizers.Adam)  # torch's arithmetic
         assert (opt.beta_1, opt.beta_2, opt.epsilon) == (*betas, 1e-8)
@@ -243,9 +245,9 @@ def test_gin_bindings_reach_the_optimizers(name, arch, betas, lrs, tmp_path):
 
 def test_gin_binding_reaches_the_default_inception_loader(tmp_path):
     train.parse_gin(["cifar_cnn.gin"], ["inception.load_inception.path='/nonexistent/inception'"])
-    exp = experiment.build(train_lib.settings(), str(tmp_path))
+    exp = train_lib.build(train_lib.settings(), str(tmp_path))
     with pytest.raises(inception.InceptionError, match="/nonexistent/inception"):
-        exp.evaluator()
+        evaluator.for_run(exp.config, exp.workdir)
 
 
 def _train(workdir, total, extra=()):

@@ -1,6 +1,7 @@
 """Scores a generator: samples in batches -> feature network -> IS / FID / KID / precision ... against a reference."""
 
 import os
+import sys
 
 import numpy as np
 import tensorflow as tf
@@ -152,3 +153,28 @@ class Evaluator:
         if set(DIVERSITY) & set(self.metrics):
             extra["diversity_images"] = min(self.num_images, self.diversity_images)
         return {**scores, **extra}
+
+
+def for_run(config, workdir, num_images=None, fid_stats=None, feature_fn=None):
+    """The Evaluator of a run (a `config.RunConfig` trained in workdir): its feature network and reference.
+
+    The reference is, in order: `fid_stats` (or the config's), else
+    DIR/fid_stats.<feature net>.npz, else made from the first num_images
+    training images and saved there. num_images and feature_fn default to
+    the config's.
+    """
+    loop, num_images = config.loop, int(num_images or config.num_images)
+    feature_net = (feature_fn or config.feature_fn)()
+    path = fid_stats or config.fid_stats
+    if path:
+        reference = Reference.load(path)
+    else:
+        path = os.path.join(workdir, f"fid_stats.{feature_net.name}.npz")
+        if os.path.isfile(path):
+            reference = Reference.load(path)
+        else:
+            print(f"Computing reference statistics of {num_images} training images -> {path}", file=sys.stderr)
+            dataset = config.dataset_fn(batch_size=loop.batch_size_G, seed=loop.seed, start_step=0)
+            reference = reference_from_dataset(feature_net, dataset, num_images, loop.seed)
+            reference.save(path)
+    return Evaluator(feature_net, reference, num_images, loop.batch_size_G, loop.seed, metrics=config.metrics)

@@ -1,4 +1,4 @@
-"""One training run per workdir: an exclusive OS file lock on DIR/.lock, held for the run's whole life."""
+"""A run's workdir: checked writable, then held by one run for its whole life (an OS file lock on DIR/.lock)."""
 
 import contextlib
 import datetime
@@ -10,7 +10,8 @@ import socket
 import sys
 import time
 
-from pgn_tf.errors import UsageError
+from pgn_tf import distribute
+from pgn_tf.errors import ConfigError, UsageError
 
 LOCK_FILE = ".lock"
 # What flock answers where the filesystem has no locks: NFSv3 without a reachable lockd / rpc.statd (ENOLCK),
@@ -20,6 +21,35 @@ NO_LOCKS = frozenset({errno.ENOLCK, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSY
 
 class WorkdirInUse(UsageError):
     """Another live process holds the workdir's lock: one `error:` line, exit code 2, nothing changed."""
+
+
+def check_writable(workdir):
+    """Creates workdir if needed; ConfigError unless this process can write there."""
+    try:
+        os.makedirs(workdir, exist_ok=True)
+        probe = os.path.join(workdir, f".write_test.{os.getpid()}")  # per process: workers share the workdir
+        with open(probe, "w") as f:
+            f.write("ok")
+        os.remove(probe)
+    except OSError as e:
+        raise ConfigError(f"workdir {workdir} is not writable ({e.strerror}); pass another --workdir.") from None
+
+
+@contextlib.contextmanager
+def claimed(config, workdir, strategy):
+    """Checks that the run fits the strategy and can write to workdir, then holds workdir for the block.
+
+    Only the chief holds the workdir's lock: the other workers of a
+    multi-worker run share the chief's folder.
+
+    Raises:
+      ConfigError: a batch that does not split over the replicas, or a workdir that cannot be written.
+      WorkdirInUse: another run holds the workdir (nothing changed).
+    """
+    config.loop.check_replicas(strategy.num_replicas_in_sync)
+    check_writable(workdir)
+    with hold(workdir) if distribute.is_chief(strategy) else contextlib.nullcontext():
+        yield
 
 
 @contextlib.contextmanager

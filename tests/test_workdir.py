@@ -14,7 +14,7 @@ import time
 import pytest
 from conftest import ROOT, TINY_QUICKSTART, assert_same_checkpoints
 
-from pgn_tf import workdir_lock
+from pgn_tf import workdir as workdir_lib
 
 TOTAL = 6
 ARGS = [*TINY_QUICKSTART, f"--gin_param=train_and_evaluate.total_steps={TOTAL}",
@@ -45,7 +45,7 @@ def _wait_for_lock(workdir, proc, timeout=300):
     """What DIR/.lock says once `proc` holds it (it writes its details just after locking)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        info = workdir_lock.holder(os.path.join(workdir, ".lock"))
+        info = workdir_lib.holder(os.path.join(workdir, ".lock"))
         if info and info["pid"] == proc.pid:
             return info
         assert proc.poll() is None, proc.communicate()[1][-3000:]
@@ -91,7 +91,7 @@ def test_a_second_run_on_a_busy_workdir_is_refused_and_the_first_ends_as_if_alon
         out, err = first.communicate(timeout=600)
     finally:
         first.kill()
-    since = workdir_lock._clock(info["since"])  # HH:MM (with the date on another day)
+    since = workdir_lib._clock(info["since"])  # HH:MM (with the date on another day)
     assert info["host"] == socket.gethostname()
     assert second.returncode == 2 and second.stdout == ""  # not even the run's header
     line = (
@@ -117,7 +117,7 @@ def test_kill_9_leaves_no_stale_lock(tmp_path):
     finally:
         proc.kill()
     assert proc.returncode == -signal.SIGKILL
-    assert workdir_lock.holder(workdir / ".lock")["pid"] == proc.pid  # the file stays, no longer locked
+    assert workdir_lib.holder(workdir / ".lock")["pid"] == proc.pid  # the file stays, no longer locked
     r = _train(workdir)
     assert r.returncode == 0, r.stderr[-3000:]
     assert f"done at step {TOTAL}" in r.stdout and not (workdir / ".lock").exists()
@@ -151,17 +151,17 @@ def test_only_the_chief_of_a_multi_worker_run_locks_the_workdir(tmp_path):
 
 
 def test_one_holder_at_a_time_and_nothing_left_after(tmp_path):
-    with workdir_lock.hold(str(tmp_path)):
-        info = workdir_lock.holder(tmp_path / ".lock")
+    with workdir_lib.hold(str(tmp_path)):
+        info = workdir_lib.holder(tmp_path / ".lock")
         assert (info["pid"], info["host"]) == (os.getpid(), socket.gethostname())
         busy = f"^{re.escape(str(tmp_path))} is in use by pid {os.getpid()} on "
-        with pytest.raises(workdir_lock.WorkdirInUse, match=busy), workdir_lock.hold(str(tmp_path)):
+        with pytest.raises(workdir_lib.WorkdirInUse, match=busy), workdir_lib.hold(str(tmp_path)):
             pass
-        assert workdir_lock.holder(tmp_path / ".lock") == info  # the refused one changed nothing
+        assert workdir_lib.holder(tmp_path / ".lock") == info  # the refused one changed nothing
     assert os.listdir(tmp_path) == []
     (tmp_path / ".lock").write_text('{"host": "gone", "pid": 1, "since": "2020-01-01T00:00:00+00:00"}')
-    with workdir_lock.hold(str(tmp_path)):  # a killed run's file, not locked: taken over
-        assert workdir_lock.holder(tmp_path / ".lock")["pid"] == os.getpid()
+    with workdir_lib.hold(str(tmp_path)):  # a killed run's file, not locked: taken over
+        assert workdir_lib.holder(tmp_path / ".lock")["pid"] == os.getpid()
     assert os.listdir(tmp_path) == []
 
 
@@ -172,7 +172,7 @@ def test_a_holder_that_has_not_written_its_details_yet_is_still_refused(tmp_path
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         busy = r"is in use by another run \(.*\.lock\); one run"
-        with pytest.raises(workdir_lock.WorkdirInUse, match=busy), workdir_lock.hold(str(tmp_path)):
+        with pytest.raises(workdir_lib.WorkdirInUse, match=busy), workdir_lib.hold(str(tmp_path)):
             pass
     finally:
         os.close(fd)
@@ -182,15 +182,15 @@ def test_without_file_locks_a_run_goes_on_with_one_warning(tmp_path, monkeypatch
     def no_locks(fd, op):
         raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
 
-    monkeypatch.setattr(workdir_lock.fcntl, "flock", no_locks)
-    with workdir_lock.hold(str(tmp_path)):
-        assert workdir_lock.holder(tmp_path / ".lock")["pid"] == os.getpid()  # still says who runs there
+    monkeypatch.setattr(workdir_lib.fcntl, "flock", no_locks)
+    with workdir_lib.hold(str(tmp_path)):
+        assert workdir_lib.holder(tmp_path / ".lock")["pid"] == os.getpid()  # still says who runs there
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"warning: cannot lock {tmp_path / '.lock'} (No locks available)")
     assert os.listdir(tmp_path) == []
 
 
 def test_a_start_before_today_shows_its_date():
-    assert workdir_lock._clock("2020-01-31T12:03:00+00:00").startswith("2020-01-3")
+    assert workdir_lib._clock("2020-01-31T12:03:00+00:00").startswith("2020-01-3")
     now = datetime.datetime.now().astimezone()
-    assert workdir_lock._clock(now.isoformat(timespec="seconds")) == now.strftime("%H:%M")
+    assert workdir_lib._clock(now.isoformat(timespec="seconds")) == now.strftime("%H:%M")
