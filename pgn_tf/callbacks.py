@@ -45,7 +45,7 @@ def _step(model):
 
 
 class StepLogger(keras.callbacks.Callback):
-    """Every `every` steps: one progress line (step, losses, steps/s, ETA) and TensorBoard scalars."""
+    """Every `every` steps: TensorBoard scalars and one progress line (step, losses, steps/s, ETA) to stream (or none)."""
 
     def __init__(self, writer, total_steps, every, stream=sys.stdout):
         super().__init__()
@@ -77,6 +77,8 @@ class StepLogger(keras.callbacks.Callback):
         loop = self.model.loop
         keys = ["d_loss", "g_loss"] + ["cr_loss"] * (loop.cr > 0) + ["penalty"] * bool(loop.penalty)
         shown = " ".join(f"{k} {logs[k]:.4f}" for k in keys + ["f_hat_mean", "accuracy"] if k in logs)
+        if self.stream is None:
+            return
         print(
             f"step {step}/{self.total_steps} {shown} | {rate:.2f} steps/s ETA {time.strftime('%H:%M:%S', time.gmtime(eta))}",
             file=self.stream,

@@ -175,7 +175,7 @@ def from_workdir(workdir, checkpoint="latest", params=()):
     return built, path
 
 
-def run(built, reporting=None):
+def run(built, reporting=None, checkpoint="latest"):
     """Trains a Run to its config's total_steps, resuming from its workdir's latest checkpoint; returns it.
 
     Hold the workdir while it runs (`workdir.claimed`). In a multi-worker run
@@ -187,9 +187,11 @@ def run(built, reporting=None):
       reporting: the chief's reporting callbacks, as writer -> [keras callbacks] (the writer is the run's
         TensorBoard writer); None: the run's own (operative config, sample grids, progress line, Lipschitz
         monitor, evaluation). Divergence guard, saving, stopping and preemption are always the run's.
+      checkpoint: what to resume from: "latest", "best", a checkpoint path, or None to train on from the
+        state as it is (as built, or as the caller restored it).
     """
     config, gan = built.config, built.gan
-    restored = built.checkpoints.restore("latest")
+    restored = checkpoint and built.checkpoints.restore(checkpoint)
     start = int(gan.step.numpy())
     if restored:
         print(f"Resuming from {restored} at step {start}.", flush=True)

@@ -1,4 +1,7 @@
-"""The commands README.md and docs/*.md show name only flags their tools have.
+"""The commands README.md and docs/*.md show name only flags their tools have; their links resolve.
+
+The README opens with the set-up command and the test command CI runs, and links every page of docs/;
+a table copied from a benchmark summary (docs/benchmark/**/summary.md) says what the summary says.
 
 A command is `python -m pgn_tf.<tool>`, `pgn-<tool>` or `tools/<script>.py` inside a code block or a code span
 (spans may wrap over lines; a block's lines may continue with a backslash). Its flags are the `--name` words
@@ -246,3 +249,58 @@ def test_links_and_pictures_resolve():
                 if fragment not in {anchor(h) for h in headings}:
                     missing.append(f"{os.path.relpath(path, ROOT)}: {target} (no such heading)")
     assert not missing, "\n".join(missing)
+
+
+def test_readme_opens_with_the_setup_and_the_test_command_ci_runs():
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+        opening = f.read().split("\n## ", 1)[0]  # before the first section
+    with open(os.path.join(ROOT, ".ci", "run")) as f:
+        ci = f.read().splitlines()
+    setup, tests = [block.strip() for block in FENCE.findall(opening)]
+    assert setup.startswith("pip install -r requirements.txt && pip install -e . && python -m pgn_tf.train ")
+    assert "--gin_file=gin_configs/quickstart.gin" in setup.split()
+    assert tests.startswith("python -m pytest ") and tests in ci  # CI runs exactly the README's test command
+
+
+def test_readme_links_every_docs_page():
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+        links = set(re.findall(r"\]\((docs/[^)#\s]+\.md)[)#]", FENCE.sub("", f.read())))
+    pages = {f"docs/{os.path.basename(path)}" for path in DOCS[1:]}
+    assert pages - links == set()
+
+
+def tables(markdown):
+    """Every pipe table outside code blocks: [{header: cell}] per row, the header line and |---| line skipped."""
+    out = []
+    for block in re.findall(r"(?:^\|.*\|[ \t]*\n?)+", FENCE.sub("", markdown), re.MULTILINE):
+        lines = [[cell.strip() for cell in line.strip()[1:-1].split("|")] for line in block.strip().splitlines()]
+        out.append([dict(zip(lines[0], row)) for row in lines[2:]])
+    return out
+
+
+SAME_COLUMN = {"modes (of 1,000)": "modes"}  # a docs table's header -> the summary's
+
+
+def copies(row, theirs):
+    """Whether a docs table's row is the summary's row: the same method and per-seed modes, every shared column alike."""
+    row = {SAME_COLUMN.get(header, header): cell for header, cell in row.items()}
+    shared = row.keys() & theirs.keys()
+    return {"method", "modes per seed"} <= shared and all(row[k] == theirs[k] for k in shared)
+
+
+def test_tables_copied_from_a_benchmark_summary_match_it():
+    summary_rows = []
+    for path in glob.glob(os.path.join(ROOT, "docs", "benchmark", "**", "summary.md"), recursive=True):
+        with open(path, encoding="utf-8") as f:
+            summary_rows += [row for table in tables(f.read()) for row in table if "modes per seed" in row]
+    assert len(summary_rows) >= 40
+    checked, wrong = 0, []
+    for path in DOCS:
+        with open(path, encoding="utf-8") as f:
+            rows = [row for table in tables(f.read()) for row in table if {"method", "modes per seed"} <= set(row)]
+        for row in rows:
+            if not any(copies(row, theirs) for theirs in summary_rows):
+                wrong.append(f"{os.path.relpath(path, ROOT)}: {' | '.join(row.values())}")
+            checked += 1
+    assert not wrong, "rows no summary has:\n" + "\n".join(wrong)
+    assert checked >= 28  # benchmark.md's grid25, ring8, stacked_digits and re-run tables, 7 methods each

@@ -1,4 +1,5 @@
-"""pgn_tf.optimizers.Adam does torch.optim.Adam's arithmetic (epsilon after the bias correction)."""
+"""pgn_tf.optimizers: Adam does torch.optim.Adam's arithmetic (epsilon after the bias correction); LinearDecay is the
+official LambdaLR."""
 
 import keras
 import numpy as np
@@ -6,6 +7,7 @@ import pytest
 import tensorflow as tf
 
 from pgn_tf import optimizers
+from pgn_tf.optimizers import LinearDecay
 
 
 def _torch_adam(grads, w0, lr, b1, b2, eps):
@@ -44,3 +46,12 @@ def test_adam_serializes_and_rejects_amsgrad():
     assert isinstance(clone, optimizers.Adam) and clone.beta_2 == 0.9
     with pytest.raises(ValueError):
         optimizers.Adam(amsgrad=True)
+
+
+def test_linear_decay_is_the_official_lambda_lr():
+    sched = LinearDecay(4e-4, decay_start=10, total_steps=30, updates_per_step=5)
+    # D iterations 0..4 are outer step 1 (s = 0 steps done): full rate.
+    assert float(sched(0)) == pytest.approx(4e-4)
+    assert float(sched(5 * 10 + 4)) == pytest.approx(4e-4)
+    assert float(sched(5 * 20)) == pytest.approx(4e-4 * 0.5)
+    assert float(sched(5 * 30)) == pytest.approx(0.0)

@@ -1,5 +1,6 @@
 """Training: the loop's pieces, every gin file, one fit step per arch x loss x normalization, the CLI."""
 
+import dataclasses
 import glob
 import json
 import os
@@ -15,11 +16,9 @@ import tensorflow as tf
 from conftest import ROOT
 
 from pgn_tf import PGNDiscriminator, data, errors, losses, models, optimizers, train, train_lib
-from pgn_tf.augment import cr_augment
 from pgn_tf.config import LoopConfig
 from pgn_tf.eval import evaluator, inception
 from pgn_tf.gan import PGNGAN
-from pgn_tf.optimizers import LinearDecay
 
 # base.gin is only included by the others.
 GIN_FILES = sorted(p for p in glob.glob(os.path.join(ROOT, "gin_configs", "*.gin")) if not p.endswith("base.gin"))
@@ -31,49 +30,6 @@ def _clear_gin():
     gin.clear_config()
     yield
     gin.clear_config()
-
-
-def test_linear_decay_is_the_official_lambda_lr():
-    sched = LinearDecay(4e-4, decay_start=10, total_steps=30, updates_per_step=5)
-    # D iterations 0..4 are outer step 1 (s = 0 steps done): full rate.
-    assert float(sched(0)) == pytest.approx(4e-4)
-    assert float(sched(5 * 10 + 4)) == pytest.approx(4e-4)
-    assert float(sched(5 * 20)) == pytest.approx(4e-4 * 0.5)
-    assert float(sched(5 * 30)) == pytest.approx(0.0)
-
-
-def test_augment_flips_translates_and_fills_black():
-    x = tf.random.uniform((64, 10, 10, 3), 0.5, 1.0)
-    out = cr_augment(x, tf.random.uniform((64, 3), seed=1)).numpy()
-    assert out.shape == x.shape
-    assert np.any(out == -1.0)  # some border filled
-    assert np.all((out == -1.0) | ((out >= 0.5) & (out <= 1.0)))
-    filled = [np.sum(np.all(o == -1.0, axis=-1)) for o in out]
-    assert max(filled) <= 10 * 10 - 8 * 8  # at most 2 px (20%) in each direction
-    # No translation and an identity flip for a constant image.
-    c = tf.ones((4, 10, 10, 3))
-    assert np.all(cr_augment(c, tf.random.uniform((4, 3), seed=2), max_shift=0.0).numpy() == 1.0)
-
-
-def _shifted(img, dx, dy, fill=-1.0):
-    out = np.full_like(img, fill)
-    h, w = img.shape[:2]
-    out[max(dy, 0) : h + min(dy, 0), max(dx, 0) : w + min(dx, 0)] = img[
-        max(-dy, 0) : h - max(dy, 0), max(-dx, 0) : w - max(dx, 0)
-    ]
-    return out
-
-
-def test_augment_is_the_drawn_flip_and_integer_shift_and_compiles_with_xla():
-    x = tf.random.uniform((16, 10, 10, 3), -1.0, 1.0, seed=3)
-    u = tf.random.uniform((16, 3), seed=4)
-    eager = cr_augment(x, u).numpy()
-    xla = tf.function(cr_augment, jit_compile=True)(x, u).numpy()
-    np.testing.assert_array_equal(eager, xla)
-    # u[:, 0] < 0.5 flips; shifts round(u * 2 * 2 - 2) px (20% of 10) in x and y.
-    for img, out, (flip, ux, uy) in zip(x.numpy(), eager, u.numpy()):
-        src = img[:, ::-1] if flip < 0.5 else img
-        np.testing.assert_array_equal(out, _shifted(src, int(np.round(ux * 4 - 2)), int(np.round(uy * 4 - 2))))
 
 
 def _small_gan(
@@ -183,6 +139,18 @@ def test_every_gin_file_parses_and_builds(path):
                     256: (37_135_107,)}  # fmt: skip
         assert n_g in official[g.outputs[0].shape[1]]
         assert gin.query_parameter("train_and_evaluate.ema_decay") == 0.9999
+
+
+@pytest.mark.parametrize("path", [p for p in GIN_FILES if p.endswith("_cr.gin")], ids=os.path.basename)
+def test_each_cr_row_is_its_base_row_with_cr_on(path):
+    """A PGN-GAN-CR row includes its PGN-GAN row and sets only the CR weight (5, as the official --cr 5)."""
+    train.parse_gin([path.replace("_cr.gin", ".gin")], [])
+    base = train_lib.settings()
+    gin.clear_config()
+    train.parse_gin([path], [])
+    with_cr = train_lib.settings()
+    assert with_cr.loop.cr == 5 and base.loop.cr == 0
+    assert with_cr == dataclasses.replace(base, loop=dataclasses.replace(base.loop, cr=5))
 
 
 @pytest.mark.parametrize("path", GIN_FILES, ids=os.path.basename)

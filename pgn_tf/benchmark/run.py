@@ -1,4 +1,10 @@
-"""Runs the mode-collapse benchmark: every (suite, method, seed) through PGNGAN, results to DIR/results.jsonl."""
+"""Runs the mode-collapse benchmark: every (suite, method, seed) trained by train_lib.run, results to DIR/results.jsonl.
+
+The benchmark is not a training driver of its own: each run is a
+`train_lib.Run` in DIR/runs/<run>, trained by `train_lib.run` with the
+suite's scoring as its reporting callback (a results line, then the run's
+checkpoint, at every evaluation).
+"""
 
 import functools
 import json
@@ -6,17 +12,29 @@ import os
 import sys
 import time
 
-import gin
+import keras
 import numpy as np
 import tensorflow as tf
 
-from pgn_tf import cli, experiment, losses, optimizers, train_lib
+from pgn_tf import callbacks, losses, optimizers, train_lib
 from pgn_tf.benchmark import metrics, suites
+from pgn_tf.config import RunConfig
+from pgn_tf.diagnostics import DIAGNOSTICS
 from pgn_tf.errors import CheckpointError
 from pgn_tf.eval import diversity
-from pgn_tf.gan import DIAGNOSTICS
+from pgn_tf.workdir import claimed
 
-METHODS = ("pgn", "gn", "sn", "gp1", "gp0", "r1", "none")
+# Each method's constraint: the settings of its gin overlay, gin_configs/baselines/<method>.gin (a test checks).
+METHOD_SETTINGS = {
+    "pgn": {"normalization": "pgn"},
+    "gn": {"normalization": "gn"},
+    "sn": {"normalization": "sn"},
+    "gp1": {"normalization": "none", "penalty": "gp1", "penalty_weight": 10.0},
+    "gp0": {"normalization": "none", "penalty": "gp0", "penalty_weight": 10.0},
+    "r1": {"normalization": "none", "penalty": "r1", "penalty_weight": 10.0},
+    "none": {"normalization": "none"},
+}
+METHODS = tuple(METHOD_SETTINGS)
 SAMPLE_BATCH = 1000  # generated images per call when scoring stacked digits
 REAL_SEED = 10_000  # + the run's seed: the real stacked digits recall / coverage are measured against
 # Each row's "critic": the DIAGNOSTICS, PGN / GN's denominator norm (||1 - grad f|| / ||grad f||; None for the
@@ -30,9 +48,10 @@ UNCOMPUTED_WITHOUT_NORMALIZER = (
 PROBE_SIZE = 256  # samples of each kind in an evaluation's Lipschitz probe
 
 
-def critic_logs(history, mode):
-    """The chunk's CRITIC_LOGS; a raw critic's step takes no input gradient, so its norms are None, not 0."""
-    logs = {k: round(float(history.history[k][-1]), 6) for k in CRITIC_LOGS}
+def critic_logs(step_logs, mode):
+    """The chunk's CRITIC_LOGS from a step's logs (means over the epoch so far); a raw critic's step takes no
+    input gradient, so its norms are None, not 0."""
+    logs = {k: round(float(np.mean(step_logs[k])), 6) for k in CRITIC_LOGS}
     if mode == "none":
         logs.update(dict.fromkeys(UNCOMPUTED_WITHOUT_NORMALIZER))
     return logs
@@ -68,26 +87,22 @@ def lipschitz_probe(gan, suite, seed):
 
 
 def run_config(suite, method, seed, steps):
-    """The suite's settings with the method's constraint (gin_configs/baselines/<method>.gin, read by gin).
+    """The suite's settings with the method's constraint (`METHOD_SETTINGS`): a RunConfig, no gin involved.
 
-    BCE and torch's Adam with the suite's betas; the learning rate is
-    constant (its decay starts at the last step). gin's config is cleared
-    before and after: the overlay is the only binding.
+    BCE (or the suite's loss) and torch's Adam with the suite's betas; the
+    learning rate is constant (its decay starts at the last step). Checkpoints
+    and TensorBoard scalars come at every evaluation.
     """
     adam = functools.partial(optimizers.Adam, beta_1=suite.betas[0], beta_2=suite.betas[1], epsilon=1e-8)
-    gin.clear_config()
-    try:
-        cli.parse_gin([os.path.join("baselines", f"{method}.gin")], [])
-        return train_lib.settings(
-            dataset_fn=lambda batch_size, seed, start_step: suite.dataset(seed, start_step),
-            generator_fn=lambda z_dim: suite.generator(),
-            critic_fn=lambda spectral_norm=False: suite.critic(spectral_norm),
-            loss_fn=lambda: losses.get(suite.loss), d_optimizer=adam, g_optimizer=adam, total_steps=steps, lr_D=suite.lr,
-            lr_G=suite.lr, lr_decay_start=steps, eval_every=suite.eval_every, z_dim=suite.z_dim,
-            batch_size_D=suite.batch_size_D, batch_size_G=suite.batch_size_G, ema_decay=suite.ema_decay, seed=seed,
-        )  # fmt: skip
-    finally:
-        gin.clear_config()
+    return RunConfig.make(
+        dataset_fn=lambda batch_size, seed, start_step: suite.dataset(seed, start_step),
+        generator_fn=lambda z_dim: suite.generator(),
+        critic_fn=lambda spectral_norm=False: suite.critic(spectral_norm),
+        loss_fn=lambda: losses.get(suite.loss), d_optimizer=adam, g_optimizer=adam, total_steps=steps, lr_D=suite.lr,
+        lr_G=suite.lr, lr_decay_start=steps, eval_every=suite.eval_every, save_every=suite.eval_every,
+        log_every=suite.eval_every, z_dim=suite.z_dim, batch_size_D=suite.batch_size_D,
+        batch_size_G=suite.batch_size_G, ema_decay=suite.ema_decay, seed=seed, **METHOD_SETTINGS[method],
+    )  # fmt: skip
 
 
 class Scorer:
@@ -171,12 +186,13 @@ def run(suite_names, methods, seeds, out, steps=None, stream=None):
     suite_names: names (or `suites.Suite`s); methods: names in METHODS; steps: None for each suite's own.
 
     A run is complete when its last evaluation step is in the file. Each
-    evaluation also saves the run's checkpoint (DIR/runs/<run>/checkpoints,
-    the three newest kept), so a run that was stopped, or one asked for more
-    --steps than it ran, goes on from its last evaluation: the stream is
-    stateless in (seed, step) and the learning rate constant, so the
-    continued run is the uninterrupted one. A run without a usable checkpoint
-    starts again, its lines dropped. Lines of runs not asked for are kept.
+    evaluation writes its line, then saves the run's checkpoint
+    (DIR/runs/<run>/checkpoints, the three newest kept), so a run that was
+    stopped, or one asked for more --steps than it ran, goes on from its
+    newest checkpoint that has a line: the stream is stateless in (seed,
+    step) and the learning rate constant, so the continued run is the
+    uninterrupted one. A run without a usable checkpoint starts again, its
+    lines dropped. Lines of runs not asked for are kept.
     """
     stream = stream or sys.stdout
     os.makedirs(os.path.join(out, "samples"), exist_ok=True)
@@ -188,74 +204,113 @@ def run(suite_names, methods, seeds, out, steps=None, stream=None):
     rows = read_results(path)
     done = {_key(r) for r in rows if r["step"] == total_steps.get(r["suite"], -1)}
     todo = [p for p in plan if (p[0].name, p[1], p[2]) not in done]
-    t0 = time.perf_counter()
-    work = sum(total_steps[s.name] for s, _, _ in todo)
-    finished = 0
+    progress = _Progress(sum(total_steps[s.name] for s, _, _ in todo))
     for suite, method, seed in todo:
         n_steps = total_steps[suite.name]
         key = (suite.name, method, seed)
         workdir = os.path.join(out, "runs", f"{suite.name}_{method}_seed{seed}")
-        rows = read_results(path)
-        build = functools.partial(experiment.build, run_config(suite, method, seed, n_steps), workdir)
-        exp, step, seconds_before = _resume(build, workdir, [r for r in rows if _key(r) == key], n_steps, stream)
-        gan = exp.gan
-        rows = [r for r in rows if _key(r) != key or r["step"] <= step]
-        with open(path + ".tmp", "w") as f:
-            f.writelines(json.dumps(r) + "\n" for r in rows)
-        os.replace(path + ".tmp", path)
-        scorer = Scorer(suite, seed)
-        run_t0 = time.perf_counter() - seconds_before
-        work -= step  # trained before this process: not in its rate
-        samples = None
-        while step < n_steps:
-            chunk = min(suite.eval_every - step % suite.eval_every, n_steps - step)
-            history = gan.fit(suite.dataset(seed, step), epochs=1, steps_per_epoch=chunk, shuffle=False, verbose=0)
-            critic = critic_logs(history, gan.discriminator.mode)
-            step = int(gan.step.numpy())
-            seconds = time.perf_counter() - run_t0
-            result, samples = scorer(gan)
-            row = {"suite": suite.name, "method": method, "seed": seed, "step": step, **dict(suite.variant), **result,
-                   "critic": critic, "probe": lipschitz_probe(gan, suite, seed), "seconds": round(seconds, 1)}  # fmt: skip
-            exp.manager.save(checkpoint_number=step)  # before the line: a line's step always has its checkpoint
-            with open(path, "a") as f:
-                f.write(json.dumps(row) + "\n")
-            finished += chunk
-            rate = finished / (time.perf_counter() - t0)
-            eta = time.strftime("%H:%M:%S", time.gmtime((work - finished) / max(rate, 1e-9)))
-            hq = "" if result["hq"] is None else f" hq {result['hq']:.3f}"
-            kl = "null" if result["kl"] is None else f"{result['kl']:.3f}"
-            modes = f"{result['modes']}/{suites.num_modes(suite.name)}"
-            print(f"{suite.name} {method} seed {seed} step {step}/{n_steps} modes {modes}{hq} "
-                  f"kl {kl} | {seconds:.0f} s, ETA {eta}", file=stream, flush=True)  # fmt: skip
-        if samples is not None:
-            save_samples(out, suite.name, method, seed, samples)
+        config = run_config(suite, method, seed, n_steps)
+        with claimed(config, workdir, tf.distribute.get_strategy()):
+            rows = read_results(path)
+            build = functools.partial(train_lib.build, config, workdir)
+            built, step, seconds_before = _resume(build, workdir, [r for r in rows if _key(r) == key], n_steps, stream)
+            rows = [r for r in rows if _key(r) != key or r["step"] <= step]
+            with open(path + ".tmp", "w") as f:
+                f.writelines(json.dumps(r) + "\n" for r in rows)
+            os.replace(path + ".tmp", path)
+            progress.work -= step  # trained before this process: not in its rate
+            scoring = Scoring(suite, method, seed, n_steps, path, seconds_before, progress, stream)
+            # TensorBoard scalars (losses, diagnostics) at each evaluation, then the scoring; _resume has restored
+            # the newest checkpoint that has a line.
+            train_lib.run(built, reporting=_reporting(scoring, n_steps, suite.eval_every), checkpoint=None)
+        if scoring.samples is not None:
+            save_samples(out, suite.name, method, seed, scoring.samples)
     return read_results(path)
 
 
+def _reporting(scoring, n_steps, every):
+    """The runs' reporting callbacks (train_lib.run): TensorBoard scalars without a progress line, and scoring."""
+    return lambda writer: [callbacks.StepLogger(writer, n_steps, every, stream=None), scoring]
+
+
+class _Progress:
+    """Steps to train in this process, steps trained, since when: the ETA over every run of the call."""
+
+    def __init__(self, work):
+        self.work, self.finished, self.t0 = work, 0, time.perf_counter()
+
+    def eta(self, steps):
+        self.finished += steps
+        rate = self.finished / (time.perf_counter() - self.t0)
+        return time.strftime("%H:%M:%S", time.gmtime((self.work - self.finished) / max(rate, 1e-9)))
+
+
+class Scoring(keras.callbacks.Callback):
+    """The benchmark's evaluation as a training callback: every eval_every steps (and at the last), scores G and
+    appends the results line; the run's Checkpointer, after it, saves the step (so a line's step may lack its
+    checkpoint, never the other way round: resuming starts from the newest checkpoint with a line).
+
+    The line's "critic" holds the chunk's CRITIC_LOGS: the step's logs are the means since the epoch began,
+    and the run's epochs are eval_every steps long (log_every), starting at an evaluation.
+    """
+
+    def __init__(self, suite, method, seed, n_steps, path, seconds_before, progress, stream):
+        super().__init__()
+        self.suite, self.method, self.seed, self.n_steps, self.path = suite, method, seed, n_steps, path
+        self.scorer = Scorer(suite, seed)
+        self.t0 = time.perf_counter() - seconds_before
+        self.progress, self.stream = progress, stream
+        self.samples, self.last = None, None
+
+    def on_train_begin(self, logs=None):
+        self.last = int(self.model.step.numpy())
+
+    def on_train_batch_end(self, batch, logs=None):
+        step, n_steps = int(self.model.step.numpy()), self.n_steps
+        if step % self.suite.eval_every and step != n_steps:
+            return
+        gan, suite = self.model, self.suite
+        critic = critic_logs(logs, gan.discriminator.mode)
+        seconds = time.perf_counter() - self.t0
+        result, self.samples = self.scorer(gan)
+        row = {"suite": suite.name, "method": self.method, "seed": self.seed, "step": step, **dict(suite.variant),
+               **result, "critic": critic, "probe": lipschitz_probe(gan, suite, self.seed),
+               "seconds": round(seconds, 1)}  # fmt: skip
+        with open(self.path, "a") as f:
+            f.write(json.dumps(row) + "\n")
+        eta = self.progress.eta(step - self.last)
+        self.last = step
+        hq = "" if result["hq"] is None else f" hq {result['hq']:.3f}"
+        kl = "null" if result["kl"] is None else f"{result['kl']:.3f}"
+        modes = f"{result['modes']}/{suites.num_modes(suite.name)}"
+        print(f"{suite.name} {self.method} seed {self.seed} step {step}/{n_steps} modes {modes}{hq} "
+              f"kl {kl} | {seconds:.0f} s, ETA {eta}", file=self.stream, flush=True)  # fmt: skip
+
+
 def _resume(build, workdir, rows, n_steps, stream):
-    """(experiment, step, seconds) to go on from: build()'s run restored from its newest checkpoint up to
+    """(Run, step, seconds) to go on from: build()'s run restored from its newest checkpoint up to
     n_steps that has a results line, else a fresh run at (0, 0). A checkpoint that does not restore is
     skipped with one warning line (the next older one is tried); a damaged checkpoint list is moved aside.
     """
     steps = {r["step"]: r["seconds"] for r in rows}
     try:
-        exp = build()
+        built = build()
     except CheckpointError as e:  # its list (checkpoints/checkpoint) does not parse
         folder = os.path.join(workdir, "checkpoints")
         os.replace(folder, f"{folder}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
         print(f"warning: {e} Moved aside; the run starts again.", file=stream, flush=True)
         return build(), 0, 0.0
     failed = False
-    for ckpt in exp.latest():
+    for ckpt in built.checkpoints.latest():
         step = int(ckpt.rsplit("-", 1)[1])
         if step in steps and step <= n_steps:
             try:
-                exp.restore(ckpt)
-                return exp, step, steps[step]
+                built.checkpoints.restore(ckpt)
+                return built, step, steps[step]
             except CheckpointError as e:
                 print(f"warning: {e} Trying an older one.", file=stream, flush=True)
                 failed = True
-    return (build(), 0, 0.0) if failed else (exp, 0, 0.0)  # a failed restore may have set some variables
+    return (build(), 0, 0.0) if failed else (built, 0, 0.0)  # a failed restore may have set some variables
 
 
 def save_samples(out, suite, method, seed, samples):
