@@ -1,9 +1,13 @@
-"""python -m pgn_tf.benchmark --suite=ring8|grid25|stacked_digits[,...] --methods=... --seeds=0,1,2 --out=DIR [--steps=N].
+"""python -m pgn_tf.benchmark --suite=ring8|grid25|stacked_digits|stacked_mnist[,...] --methods=... --seeds=0,1,2 --out=DIR [--steps=N].
 
 Trains every (suite, method, seed) through PGNGAN, appends each evaluation to
 DIR/results.jsonl, then writes DIR/summary.md and the pictures. Running the
 same command again resumes: complete runs are kept, the others start again.
 """
+
+from pgn_tf import console
+
+console.setup_process(__name__)  # before anything imports TensorFlow
 
 import os
 import shlex
@@ -51,7 +55,7 @@ def parse(suite, methods, seeds, out, steps, dim=2, g_out="linear", loss="bce"):
     return varied, method_names, seed_values
 
 
-def main(suite, methods, seeds, out, steps=None, dim=2, g_out="linear", loss="bce", argv=()):
+def main(suite, methods, seeds, out, steps=None, dim=2, g_out="linear", loss="bce", save_samples=False, argv=()):
     try:
         chosen, method_names, seed_values = parse(suite, methods, seeds, out, steps, dim, g_out, loss)
         try:
@@ -63,10 +67,20 @@ def main(suite, methods, seeds, out, steps=None, dim=2, g_out="linear", loss="bc
         return 2
     from pgn_tf.benchmark import report, run
 
-    rows = run.run(chosen, method_names, seed_values, out, steps)
+    rows = run.run(chosen, method_names, seed_values, out, steps, save_samples_npz=save_samples)
     notes = []
     if any(s.name.startswith("stacked_digits") for s in chosen):
         notes.append(f"Digits classifier held-out accuracy (297 digits): {run.classifier_accuracy():.3f}.")
+    for stacked in chosen:
+        if stacked.name.startswith("stacked_mnist"):
+            from pgn_tf.eval import mnist_classifier
+
+            accuracy = mnist_classifier.holdout_accuracy()
+            notes.append(f"MNIST classifier held-out accuracy (1,000 real digits): {accuracy:.3f}.")
+            for seed in seed_values:
+                real = run.real_scores(stacked, seed)
+                shown = ", ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}" for k, v in real.items())
+                notes.append(f"Real {stacked.name} by the same protocol (seed {seed}): {shown}.")
     command = "python -m pgn_tf.benchmark " + " ".join(shlex.quote(a) for a in argv) if argv else None
     with open(os.path.join(out, "summary.md.tmp"), "w") as f:
         f.write(report.summary(rows, command, notes))
@@ -80,7 +94,9 @@ def main(suite, methods, seeds, out, steps=None, dim=2, g_out="linear", loss="bc
 def define_flags():
     """The command's flags (defined only when it runs: tests import main() beside other tools' flags)."""
     return (
-        flags.DEFINE_string("suite", None, "ring8, grid25 or stacked_digits (comma-separated for several)."),
+        flags.DEFINE_string(
+            "suite", None, "ring8, grid25, stacked_digits or stacked_mnist (comma-separated for several)."
+        ),
         flags.DEFINE_string("methods", "pgn,gn,sn,gp1,gp0,r1,none", "Critic constraints (gin_configs/baselines)."),
         flags.DEFINE_string("seeds", "0,1,2", "Comma-separated integer seeds."),
         flags.DEFINE_string("out", None, "Folder for results.jsonl, summary.md, the pictures and samples/."),
@@ -90,6 +106,11 @@ def define_flags():
         flags.DEFINE_integer("dim", 2, "Embed the 2D mixtures in this many dimensions (a fixed orthonormal map)."),
         flags.DEFINE_enum("g_out", "linear", ["linear", "tanh"], "The mixtures' G output: linear, or bounded by tanh."),
         flags.DEFINE_enum("loss", "bce", ["bce", "hinge"], "The GAN loss of every method."),
+        flags.DEFINE_bool(
+            "save_samples",
+            False,
+            "Stacked suites: each evaluation's samples as uint8 DIR/runs/<run>/samples_<step>.npz.",
+        ),
     )
 
 

@@ -111,14 +111,10 @@ class Scorer:
     def __init__(self, suite, seed):
         self.suite = suite
         self.z = np.random.default_rng([seed, 7]).standard_normal((suite.num_samples, suite.z_dim)).astype(np.float32)
-        self.classifier = None
-        if suites.base(suite.name) == "stacked_digits":
-            from pgn_tf.eval import digits_classifier
-
-            self.classifier = digits_classifier.load_digits_classifier()
+        self.classifier = suite.classifier() if suite.classifier else None
+        if self.classifier is not None:
             # The real side of recall / coverage: as many real images as samples, drawn once (seeded).
-            real = next(iter(suites.stacked_digits_dataset(suite.num_samples, seed=REAL_SEED + seed)))[0].numpy()
-            self.real = self.classify(real)[1]
+            self.real = self.classify(suite.real_images(suite.num_samples, REAL_SEED + seed))[1]
             self.radii = {
                 k: diversity.knn_radii(self.real, k)
                 for k in (diversity.K_PRECISION_RECALL, diversity.K_DENSITY_COVERAGE)
@@ -144,7 +140,7 @@ class Scorer:
         return {**metrics.stacked_metrics(triples), "hq": None, **diversity.scores(self.real, features, *radii)}, x
 
     def classify(self, images):
-        """Each channel through the digits classifier: [N, 32, 32, 3] -> (triples [N], features [N, 3 F]).
+        """Each channel through the suite's classifier: [N, 32, 32, 3] -> (triples [N], features [N, 3 F]).
 
         triples: ints 100 * d_r + 10 * d_g + d_b; features: the three
         channels' pool features side by side (what recall / coverage compare).
@@ -180,7 +176,7 @@ def _key(row):
     return row["suite"], row["method"], row["seed"]
 
 
-def run(suite_names, methods, seeds, out, steps=None, stream=None):
+def run(suite_names, methods, seeds, out, steps=None, stream=None, save_samples_npz=False):
     """Trains and scores every (suite, method, seed) not already complete in out/results.jsonl.
 
     suite_names: names (or `suites.Suite`s); methods: names in METHODS; steps: None for each suite's own.
@@ -192,7 +188,8 @@ def run(suite_names, methods, seeds, out, steps=None, stream=None):
     newest checkpoint that has a line: the stream is stateless in (seed,
     step) and the learning rate constant, so the continued run is the
     uninterrupted one. A run without a usable checkpoint starts again, its
-    lines dropped. Lines of runs not asked for are kept.
+    lines dropped. Lines of runs not asked for are kept. save_samples_npz: every evaluation's image samples
+    also go to DIR/runs/<run>/samples_<step>.npz (uint8 [N, 32, 32, 3], key "images"), for other classifiers.
     """
     stream = stream or sys.stdout
     os.makedirs(os.path.join(out, "samples"), exist_ok=True)
@@ -220,6 +217,7 @@ def run(suite_names, methods, seeds, out, steps=None, stream=None):
             os.replace(path + ".tmp", path)
             progress.work -= step  # trained before this process: not in its rate
             scoring = Scoring(suite, method, seed, n_steps, path, seconds_before, progress, stream)
+            scoring.npz_dir = workdir if save_samples_npz else None
             # TensorBoard scalars (losses, diagnostics) at each evaluation, then the scoring; _resume has restored
             # the newest checkpoint that has a line.
             train_lib.run(built, reporting=_reporting(scoring, n_steps, suite.eval_every), checkpoint=None)
@@ -260,7 +258,7 @@ class Scoring(keras.callbacks.Callback):
         self.scorer = Scorer(suite, seed)
         self.t0 = time.perf_counter() - seconds_before
         self.progress, self.stream = progress, stream
-        self.samples, self.last = None, None
+        self.samples, self.last, self.npz_dir = None, None, None
 
     def on_train_begin(self, logs=None):
         self.last = int(self.model.step.numpy())
@@ -276,6 +274,8 @@ class Scoring(keras.callbacks.Callback):
         row = {"suite": suite.name, "method": self.method, "seed": self.seed, "step": step, **dict(suite.variant),
                **result, "critic": critic, "probe": lipschitz_probe(gan, suite, self.seed),
                "seconds": round(seconds, 1)}  # fmt: skip
+        if self.npz_dir and self.samples.ndim == 4:
+            save_npz(os.path.join(self.npz_dir, f"samples_{step}.npz"), self.samples)
         with open(self.path, "a") as f:
             f.write(json.dumps(row) + "\n")
         eta = self.progress.eta(step - self.last)
@@ -311,6 +311,22 @@ def _resume(build, workdir, rows, n_steps, stream):
                 print(f"warning: {e} Trying an older one.", file=stream, flush=True)
                 failed = True
     return (build(), 0, 0.0) if failed else (built, 0, 0.0)  # a failed restore may have set some variables
+
+
+def save_npz(path, images):
+    """Images [N, H, W, 3] in [-1, 1] as uint8 in a compressed .npz (key "images"), written atomically."""
+    pixels = np.clip(np.round((images + 1.0) * 127.5), 0, 255).astype(np.uint8)
+    np.savez_compressed(path + ".tmp.npz", images=pixels)
+    os.replace(path + ".tmp.npz", path)
+
+
+def real_scores(suite, seed):
+    """A stacked suite's real data scored by its own protocol (the table's ceiling): num_samples real images
+    drawn apart from the scorer's real side, as G's samples are."""
+    scorer = Scorer(suite, seed)
+    triples, features = scorer.classify(suite.real_images(suite.num_samples, 2 * REAL_SEED + seed))
+    radii = [scorer.radii[diversity.K_PRECISION_RECALL], scorer.radii[diversity.K_DENSITY_COVERAGE]]
+    return {**metrics.stacked_metrics(triples), **diversity.scores(scorer.real, features, *radii)}
 
 
 def save_samples(out, suite, method, seed, samples):
