@@ -13,7 +13,7 @@ import keras
 
 from pgn_tf import data, losses, optimizers
 from pgn_tf.config import GIN_ROOT, RunConfig
-from pgn_tf.eval import digits_classifier, inception
+from pgn_tf.eval import digits_classifier, inception, mnist_classifier
 from pgn_tf.models import biggan, dcgan, resnet
 
 # external_configurable returns a configurable copy and leaves the original alone: the gin root's defaults
@@ -28,6 +28,7 @@ for _fn in data.SOURCES:
     gin.external_configurable(_fn, module="data", denylist=["batch_size", "seed", "start_step"])
 load_inception = gin.external_configurable(inception.load_inception, module="inception", denylist=["batch_size"])
 gin.external_configurable(digits_classifier.load_digits_classifier, module="digits_classifier", denylist=["batch_size"])
+gin.external_configurable(mnist_classifier.load_mnist_classifier, module="mnist_classifier", denylist=["batch_size"])
 for _loss in (losses.hinge, losses.bce, losses.wasserstein):
     gin.external_configurable(lambda _loss=_loss: _loss, name=_loss.name, module="losses")
 
