@@ -1,24 +1,17 @@
 """pgn_tf: Penalty Gradient Normalization (PGN) for GANs in TensorFlow 2 / Keras 3."""
 
-import os
+import importlib
 
-# oneDNN's CPU kernels: 2-3x faster convolutions and their gradients on the 2-core development CPU
-# (README, Performance). TensorFlow turns them on by itself only on some CPUs; this takes effect
-# when pgn_tf is imported before TensorFlow (as by every pgn_tf command). TF_ENABLE_ONEDNN_OPTS=0 opts out.
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
-
-from pgn_tf import console
-
-if console.tool_run():  # before anything imports TensorFlow
-    console.quiet_startup()
-
-from pgn_tf.normalization import (
-    PGNDiscriminator,
-    gradient_normalize,
-    normalize,
-    penalty_normalize,
-)
-from pgn_tf.penalties import gradient_penalty, r1_penalty
+# Loaded on first use (PEP 562), so that `import pgn_tf` loads no TensorFlow and changes nothing in the
+# process: the commands set the process up themselves first (console.setup_process).
+_EXPORTS = {
+    "PGNDiscriminator": "pgn_tf.normalization",
+    "gradient_normalize": "pgn_tf.normalization",
+    "normalize": "pgn_tf.normalization",
+    "penalty_normalize": "pgn_tf.normalization",
+    "gradient_penalty": "pgn_tf.penalties",
+    "r1_penalty": "pgn_tf.penalties",
+}
 
 __version__ = "0.1.0"
 
@@ -30,3 +23,15 @@ __all__ = [
     "penalty_normalize",
     "r1_penalty",
 ]
+
+
+def __getattr__(name):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value  # later look-ups skip __getattr__
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

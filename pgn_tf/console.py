@@ -1,4 +1,4 @@
-"""A quiet console for the command-line tools: only our lines, unless --verbose or TF_CPP_MIN_LOG_LEVEL is set.
+"""A command's process set-up: oneDNN on, a quiet console (our lines only, unless --verbose or TF_CPP_MIN_LOG_LEVEL).
 
 TensorFlow writes its start-up lines (oneDNN, CUDA drivers, CPU features,
 "All log messages before absl::InitializeLog()") from C++ while it loads,
@@ -6,22 +6,34 @@ before any logging setting applies; TF_CPP_MIN_LOG_LEVEL does not reach
 them. A tool run therefore loads TensorFlow with the process's stderr (file
 descriptor 2) pointed at /dev/null, puts it back at once, and sets
 TF_CPP_MIN_LOG_LEVEL=3 for what TensorFlow would log later. An import error
-is re-raised after stderr is back, so it is seen. Importing pgn_tf as a
-library changes nothing.
+is re-raised after stderr is back, so it is seen. Each command's module
+calls `setup_process(__name__)` before anything imports TensorFlow;
+importing pgn_tf, or a command's module, as a library changes nothing.
 """
 
 import os
 import sys
 
 
-def tool_run():
-    """Whether this process is one of our tools: `python -m pgn_tf.<tool>` (argv[0] is "-m" while the
-    package loads) or a `pgn-<tool>` console script."""
-    name = os.path.basename(sys.argv[0]) if sys.argv else ""
-    if name.startswith("pgn-"):
-        return True
-    argv = sys.orig_argv
-    return name == "-m" and "-m" in argv[:-1] and argv[argv.index("-m") + 1].startswith("pgn_tf")
+def setup_process(module_name):
+    """Sets up a command's process; the command's module calls it with its __name__ before importing TensorFlow.
+
+    Turns oneDNN's CPU kernels on unless TF_ENABLE_ONEDNN_OPTS is set (2-3x
+    faster convolutions and their gradients on the 2-core development CPU,
+    docs/performance.md; TensorFlow turns them on by itself only on some
+    CPUs; TF_ENABLE_ONEDNN_OPTS=0 opts out), then loads TensorFlow quietly
+    (`quiet_startup`). Does nothing when the module is imported as a library.
+    """
+    if not tool_run(module_name):
+        return
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+    quiet_startup()
+
+
+def tool_run(module_name):
+    """Whether the module named module_name runs as a command: `python -m pgn_tf.<tool>` (the module is
+    __main__) or a `pgn-<tool>` console script."""
+    return module_name == "__main__" or (bool(sys.argv) and os.path.basename(sys.argv[0]).startswith("pgn-"))
 
 
 def verbose():

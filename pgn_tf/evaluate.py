@@ -8,6 +8,10 @@ radii); "omitted" names any metric the reference cannot give and why; then
 num_images, feature_net, checkpoint, step, ema.
 """
 
+from pgn_tf import console
+
+console.setup_process(__name__)  # before anything imports TensorFlow
+
 import functools
 import json
 import os

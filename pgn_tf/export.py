@@ -16,6 +16,10 @@ BatchNorm runs in inference mode (its moving statistics), so an image depends
 only on its own latent, unlike the paper's sampling (batch statistics).
 """
 
+from pgn_tf import console
+
+console.setup_process(__name__)  # before anything imports TensorFlow
+
 import os
 import shutil
 import sys

@@ -5,6 +5,8 @@ from typing import NamedTuple
 import keras
 import tensorflow as tf
 
+from pgn_tf.models.layers import walk_layers
+
 # Added under the square root of every norm so that its gradient stays finite
 # at 0 (tf.norm's is NaN there) and f = 1 with grad = 1 gives f_hat = 0.
 EPS = 1e-12
@@ -150,8 +152,7 @@ def gradient_normalize(critic, x, labels=None, training=None, eps=EPS):
 
 def _batch_coupling_layers(model):
     found = []
-    # Private Keras API (no public recursive walk; pinned by tests/test_keras_private.py).
-    for layer in model._flatten_layers(include_self=True, recursive=True):
+    for layer in walk_layers(model, include_self=True):
         if isinstance(layer, keras.layers.BatchNormalization):
             found.append(layer.name)
     return found

@@ -20,7 +20,7 @@ from typing import NamedTuple
 import keras
 import numpy as np
 
-from pgn_tf.models.layers import SNEmbedding, SpectralNorm
+from pgn_tf.models.layers import SNEmbedding, SpectralNorm, walk_layers
 
 # Entries in official state_dicts that have no Keras counterpart.
 IGNORED_SUFFIXES = ("num_batches_tracked",)
@@ -96,8 +96,7 @@ def entries(model):
         layer type this module does not know).
     """
     out = []
-    # Private Keras API (no public recursive walk; pinned by tests/test_keras_private.py).
-    for layer in model._flatten_layers(include_self=False, recursive=True):
+    for layer in walk_layers(model, include_self=False):
         out.extend(_layer_entries(layer))
     covered = {id(e.variable) for e in out}
     missing = [v.path for v in model.weights if id(v) not in covered]

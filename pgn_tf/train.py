@@ -4,6 +4,10 @@
 step over GPUs, logical CPUs or hosts (TF_CONFIG); see docs/distribution.md.
 """
 
+from pgn_tf import console
+
+console.setup_process(__name__)  # before anything imports TensorFlow
+
 import os
 import sys
 

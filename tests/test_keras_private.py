@@ -21,16 +21,6 @@ def test_fit_calls_the_build_hook_that_pgngan_overrides(monkeypatch):
     assert calls and int(gan.step.numpy()) == 1
 
 
-def test_flatten_layers_walks_nested_models():
-    """normalization.py and torch_port.py: every layer of a model, inner models' layers included, each once."""
-    inner = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name="a"), keras.layers.Dense(2, name="b")])
-    x = keras.Input((3,))
-    outer = keras.Model(x, keras.layers.Dense(1, name="c")(inner(x)))
-    names = [layer.name for layer in outer._flatten_layers(include_self=False, recursive=True)]
-    assert sorted(n for n in names if n in "abc") == ["a", "b", "c"]
-    assert outer in list(outer._flatten_layers(include_self=True, recursive=True))
-
-
 def test_adam_slots_are_found_by_variable_index():
     """optimizers.py: torch's Adam reads Keras Adam's m and v slots through _get_variable_index."""
     v = [keras.Variable(np.ones(3, np.float32)), keras.Variable(np.ones(2, np.float32))]
@@ -40,13 +30,3 @@ def test_adam_slots_are_found_by_variable_index():
     m = opt._momentums[opt._get_variable_index(v[1])]
     np.testing.assert_allclose(m.numpy(), 0.2, rtol=1e-6)  # (1 - beta_1) * gradient after one step
     assert opt._velocities[opt._get_variable_index(v[0])].shape == (3,)
-
-
-def test_batchnorm_moments_are_the_batch_mean_and_biased_variance():
-    """models/layers.py: BatchNorm computes its statistics with BatchNormalization._moments(inputs, mask)."""
-    layer = keras.layers.BatchNormalization()
-    x = tf.constant(np.random.default_rng(0).normal(size=(4, 2, 2, 3)), tf.float32)
-    layer.build(x.shape)
-    mean, variance = layer._moments(x, None)
-    np.testing.assert_allclose(mean.numpy().ravel(), x.numpy().mean((0, 1, 2)), rtol=1e-5)
-    np.testing.assert_allclose(variance.numpy().ravel(), x.numpy().var((0, 1, 2)), rtol=1e-4)

@@ -6,7 +6,15 @@ import pytest
 import tensorflow as tf
 
 from pgn_tf import PGNDiscriminator, models, torch_port
-from pgn_tf.models.layers import BatchNorm, ConditionalBatchNorm, SNConv2D, SNDense, SNEmbedding, SpectralNorm
+from pgn_tf.models.layers import (
+    BatchNorm,
+    ConditionalBatchNorm,
+    SNConv2D,
+    SNDense,
+    SNEmbedding,
+    SpectralNorm,
+    walk_layers,
+)
 
 # Trainable parameters of the official PyTorch models (G, D).
 OFFICIAL_COUNTS = {
@@ -144,7 +152,7 @@ def test_sn_critics_normalize_every_weight_layer_and_port_to_torch_names(arch):
     plain = models.build_critic(arch, width=0.0625)
     sn = models.build_critic(arch, width=0.0625, spectral_norm=True)
     weighted = (keras.layers.Conv2D, keras.layers.Dense, keras.layers.Embedding)
-    layers = lambda m: list(m._flatten_layers(include_self=False, recursive=True))
+    layers = lambda m: walk_layers(m, include_self=False)
     assert not [layer.name for layer in layers(sn) if isinstance(layer, weighted)]
     plain_names = sorted(layer.name for layer in layers(plain) if isinstance(layer, weighted))
     assert sorted(layer.name for layer in layers(sn) if isinstance(layer, SpectralNorm)) == plain_names
@@ -192,3 +200,19 @@ def test_initializers_follow_the_official_schemes():
     bound = np.sqrt(6.0 / (10 + 256))
     assert emb.max() <= bound and emb.max() > 0.9 * bound
     assert keras.backend.backend() == "tensorflow"
+
+
+def test_walk_layers_reaches_inner_models_and_custom_sublayers_each_once():
+    """normalization.py and torch_port.py find BatchNorms and weights anywhere in a model through walk_layers."""
+    shared = keras.layers.Dense(3, name="shared")
+    inner = keras.Sequential([keras.Input((3,)), shared, keras.layers.Dense(3, name="b")], name="inner")
+    x, y = keras.Input((1, 1, 3)), keras.Input((), dtype="int32")
+    h = ConditionalBatchNorm(2, name="cbn")([x, y])
+    out = shared(inner(keras.layers.Reshape((3,))(h)))
+    outer = keras.Model([x, y], out, name="outer")
+    names = [layer.name for layer in walk_layers(outer, include_self=True)]
+    assert names[0] == "outer" and len(names) == len(set(names))
+    cbn_at, inner_at = names.index("cbn"), names.index("inner")
+    assert names[cbn_at + 1 : cbn_at + 4] == ["cbn.batchnorm2d", "cbn.gain", "cbn.bias"]
+    assert names[inner_at + 1 : inner_at + 3] == ["shared", "b"]
+    assert [layer.name for layer in walk_layers(outer, include_self=False)] == names[1:]
