@@ -113,10 +113,10 @@ class LoopConfig(_Checked):
         "sn" builds it with critic_fn(spectral_norm=True) and uses its raw
         output; "none" is the raw critic.
       penalty: None, "gp1" (WGAN-GP), "gp0" (zero-centred GP on
-        interpolates) or "r1" (on real images); see `pgn_tf.penalties`.
-        Added to the critic loss on D as the loss sees it, so it combines
-        with any normalization.
-      penalty_weight: the penalty's weight (R1: gamma, applied as gamma / 2).
+        interpolates), "r1" (on real images), "r2" (on fakes) or "r1r2"
+        (both, R3GAN's); see `pgn_tf.penalties`. Added to the critic loss on
+        D as the loss sees it, so it combines with any normalization.
+      penalty_weight: the penalty's weight (R1 / R2: gamma, applied as gamma / 2).
       hold_denominator: an ablation for PGN and GN, off in the method: the
         denominator's norm enters f_hat as a constant, so the losses get no
         gradient through it (`normalization.normalize(hold=True)`).

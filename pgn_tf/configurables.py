@@ -29,7 +29,7 @@ for _fn in data.SOURCES:
 load_inception = gin.external_configurable(inception.load_inception, module="inception", denylist=["batch_size"])
 gin.external_configurable(digits_classifier.load_digits_classifier, module="digits_classifier", denylist=["batch_size"])
 gin.external_configurable(mnist_classifier.load_mnist_classifier, module="mnist_classifier", denylist=["batch_size"])
-for _loss in (losses.hinge, losses.bce, losses.wasserstein):
+for _loss in (losses.hinge, losses.bce, losses.wasserstein, losses.rpgan):
     gin.external_configurable(lambda _loss=_loss: _loss, name=_loss.name, module="losses")
 
 

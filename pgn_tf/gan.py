@@ -266,7 +266,9 @@ class PGNGAN(keras.Model):
             total = loss + loop.cr * cr_loss
             penalty = tf.zeros((), loss.dtype)
             if loop.penalty:
-                penalty = penalties.penalty(loop.penalty, self.discriminator, real, fake, alpha, real_y)
+                penalty = penalties.penalty(
+                    loop.penalty, self.discriminator, real, fake, alpha, real_y, fake_labels=fake_y
+                )
                 total += penalties.weight(loop.penalty, loop.penalty_weight) * penalty
             total /= replicas * loop.accumulation  # the optimizer sums the replicas' gradients; we sum the parts'
             scaled = self.d_optimizer.scale_loss(total)  # float16's loss scale (unscaled by apply); else itself
@@ -308,28 +310,45 @@ class PGNGAN(keras.Model):
             out[f"{name}_mean"], out[f"{name}_max"] = tf.reduce_mean(norm), tf.reduce_max(norm)
         return out
 
-    def generator_step(self, batch_size):
+    def generator_step(self, batch_size, real=None, real_y=None):
         """The generator step on this replica's batch_size fresh latents (salts 4 n_dis, 4 n_dis + 1); its loss.
 
         With accumulation k, G and the critic run on k micro-batches of
         batch_size / k (G's BatchNorm then normalises each on its own, as the
         official train_ddp.py does) and their gradients are summed.
+
+        A relativistic loss (`losses.GANLoss.relativistic`, e.g. rpgan) pairs
+        fake i with row i of `real` (this replica's real images of the outer
+        step, cycled when fewer than batch_size; labels real_y): the critic's
+        output on them enters the loss as a constant (no gradient reaches G
+        through it). Other losses ignore `real`.
         """
         loop = self.loop
         z, y = self.latents(batch_size, 4 * loop.n_dis)
+        partners = (None, None)
+        if self.loss_fn.relativistic:
+            if real is None:
+                raise ValueError(f"the {self.loss_fn.name} loss pairs fakes with reals: pass the step's real images.")
+            rows = tf.range(batch_size) % tf.shape(real)[0]
+            partners = (tf.gather(real, rows), None if real_y is None else tf.gather(real_y, rows))
         g_vars = self.generator.trainable_variables
         m = batch_size // loop.accumulation
-        grads, logs = accumulate(functools.partial(self._generator_micro_step, g_vars), (z, y), loop.accumulation, m)
+        step = functools.partial(self._generator_micro_step, g_vars)
+        grads, logs = accumulate(step, (z, y, *partners), loop.accumulation, m)
         self.g_optimizer.apply(grads, g_vars)
         return logs["g_loss"]
 
-    def _generator_micro_step(self, g_vars, z, y):
-        """(gradients of one micro-batch's share of the generator loss, {"g_loss": its loss})."""
+    def _generator_micro_step(self, g_vars, z, y, real=None, real_y=None):
+        """(gradients of one micro-batch's share of the generator loss, {"g_loss": its loss}); real: the fakes'
+        partners for a relativistic loss, else None."""
         replicas = self._replicas()[1]
+        if real is not None:
+            pred_real = self.discriminator.normalize(real, labels=real_y, training=True, frozen=True).f_hat
+            pred_real = tf.stop_gradient(pred_real)
         with tf.GradientTape() as tape:
             # The critic is frozen here: its weights get no gradient, which lets PGN / GN skip a backward pass.
             pred = self.discriminator.normalize(self.generate(z, y), labels=y, training=True, frozen=True).f_hat
-            loss = self.loss_fn.generator(pred)
+            loss = self.loss_fn.generator(pred) if real is None else self.loss_fn.generator(pred, pred_real)
             scaled = self.g_optimizer.scale_loss(loss / (replicas * self.loop.accumulation))
         return tape.gradient(scaled, g_vars), {"g_loss": loss}
 
@@ -355,7 +374,7 @@ class PGNGAN(keras.Model):
             sums = {key: sums.get(key, 0.0) + value for key, value in logs.items()}
         for key, value in sums.items():  # averaged over the n_dis critic steps, as logged officially
             self.trackers[key].update_state(value / loop.n_dis)
-        self.trackers["g_loss"].update_state(self.generator_step(loop.batch_size_G // replicas))
+        self.trackers["g_loss"].update_state(self.generator_step(loop.batch_size_G // replicas, images, labels))
         self._update_ema()
         results = {name: tracker.result() for name, tracker in self.trackers.items()}
         if replicas > 1:  # Keras averages per-replica results along axis 0, which a scalar lacks (multi-worker)

@@ -1,12 +1,13 @@
-"""GAN losses on (normalized) critic outputs: hinge, bce (non-saturating) and wasserstein.
+"""GAN losses on (normalized) critic outputs: hinge, bce (non-saturating), wasserstein, and rpgan (relativistic pairing).
 
 Each loss is a `GANLoss(critic, generator)` of pure functions, as the official
 `losses.py` defines them:
 
     critic(pred_real [N, 1], pred_fake [M, 1]) -> (loss, loss_real, loss_fake), loss = real + fake
-    generator(pred_fake [M, 1]) -> loss
+    generator(pred_fake [M, 1]) -> loss                     (relativistic: generator(pred_fake, pred_real [M, 1]))
 
-all scalars (means over the batch).
+all scalars (means over the batch). A relativistic loss compares each fake with a real partner (the same row),
+so its generator step needs the critic's output on reals too (`PGNGAN` pairs them: `GANLoss.relativistic`).
 """
 
 from collections.abc import Callable
@@ -21,6 +22,7 @@ class GANLoss(NamedTuple):
     name: str
     critic: Callable
     generator: Callable
+    relativistic: bool = False  # generator(pred_fake, pred_real): paired with reals, row by row
 
 
 def _hinge_critic(pred_real, pred_fake):
@@ -52,19 +54,32 @@ def _wasserstein_critic(pred_real, pred_fake):
     return loss_real + loss_fake, loss_real, loss_fake
 
 
+def _rpgan_critic(pred_real, pred_fake):
+    # Rows are pairs: one term per pair, reported half as "real" and half as "fake" (parts add up to the loss).
+    loss = tf.reduce_mean(tf.nn.softplus(pred_fake - pred_real))
+    return loss, loss / 2.0, loss / 2.0
+
+
+def _rpgan_generator(pred_fake, pred_real):
+    return tf.reduce_mean(tf.nn.softplus(pred_real - pred_fake))
+
+
 # D: relu(1 - real).mean() + relu(1 + fake).mean(); G: -fake.mean().
 hinge = GANLoss("hinge", _hinge_critic, _mean_neg)
 # D: BCE(real, 1) + BCE(fake, 0) from logits; G: BCE(fake, 1) (non-saturating).
 bce = GANLoss("bce", _bce_critic, _bce_generator)
 # D: -real.mean() + fake.mean(); G: -fake.mean().
 wasserstein = GANLoss("wasserstein", _wasserstein_critic, _mean_neg)
+# The relativistic pairing loss (Jolicoeur-Martineau 2019; R3GAN, Huang et al. 2024): pairs (real_i, fake_i),
+# D: softplus(fake_i - real_i).mean(); G: softplus(real_i - fake_i).mean().
+rpgan = GANLoss("rpgan", _rpgan_critic, _rpgan_generator, relativistic=True)
 
-LOSSES = {loss.name: loss for loss in (hinge, bce, wasserstein)}
+LOSSES = {loss.name: loss for loss in (hinge, bce, wasserstein, rpgan)}
 LOSSES["wass"] = wasserstein  # the official code's flag value
 
 
 def get(name):
-    """The GANLoss called `name` ("hinge", "bce", "wasserstein" or "wass")."""
+    """The GANLoss called `name` ("hinge", "bce", "wasserstein" or "wass", "rpgan")."""
     if name not in LOSSES:
         raise ValueError(f"Unknown loss {name!r}; expected one of {sorted(LOSSES)}.")
     return LOSSES[name]

@@ -1,4 +1,4 @@
-"""The baselines' gradient penalties (WGAN-GP's 1-GP, the zero-centred 0-GP, R1) and input-gradient norms.
+"""The baselines' gradient penalties (WGAN-GP's 1-GP, the zero-centred 0-GP, R1, R2, R1 + R2) and input-gradient norms.
 
 D below is what the loss sees: a raw critic, a spectrally normalized one, or
 a `PGNDiscriminator` (PGN / GN / none), so a penalty combines with any
@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from pgn_tf.normalization import EPS, PGNDiscriminator, call_critic, per_sample_norm
 
-PENALTIES = ("gp1", "gp0", "r1")
+PENALTIES = ("gp1", "gp0", "r1", "r2", "r1r2")
 
 
 def _apply(critic, x, labels, training):
@@ -76,17 +76,25 @@ def r1_penalty(critic, real, labels=None, training=True):
     return tf.reduce_mean(tf.reduce_sum(tf.square(grad), axis=list(range(1, len(grad.shape)))))
 
 
-def penalty(name, critic, real, fake, alpha, labels=None, training=True):
-    """The unweighted penalty `name` ("gp1", "gp0" or "r1") of one critic step (a scalar)."""
+def penalty(name, critic, real, fake, alpha, labels=None, training=True, fake_labels=None):
+    """The unweighted penalty `name` of one critic step (a scalar).
+
+    "gp1", "gp0": on interpolates (the real images' labels); "r1": R1 on reals; "r2": the same on fakes (R3GAN's
+    R2, with the fakes' labels); "r1r2": their sum (R3GAN: gamma / 2 * (R1 + R2)).
+    """
     if name == "gp1":
         return gradient_penalty(critic, real, fake, alpha, 1.0, labels, training)
     if name == "gp0":
         return gradient_penalty(critic, real, fake, alpha, 0.0, labels, training)
     if name == "r1":
         return r1_penalty(critic, real, labels, training)
+    if name == "r2":
+        return r1_penalty(critic, fake, fake_labels, training)
+    if name == "r1r2":
+        return r1_penalty(critic, real, labels, training) + r1_penalty(critic, fake, fake_labels, training)
     raise ValueError(f"Unknown penalty {name!r}; expected one of {PENALTIES}.")
 
 
 def weight(name, penalty_weight):
-    """The factor on the penalty in the critic loss: penalty_weight, or gamma / 2 for R1."""
-    return penalty_weight / 2.0 if name == "r1" else penalty_weight
+    """The factor on the penalty in the critic loss: penalty_weight, or gamma / 2 for R1, R2 and R1 + R2."""
+    return penalty_weight / 2.0 if name in ("r1", "r2", "r1r2") else penalty_weight

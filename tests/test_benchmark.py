@@ -97,10 +97,13 @@ def test_each_methods_run_config_is_what_gin_reads_from_its_overlay(method):
         train.parse_gin([os.path.join("baselines", f"{method}.gin")], [])
         names = ("normalization", "penalty", "penalty_weight")
         want = {name: gin.query_parameter(f"train_and_evaluate.{name}") for name in names if name in gin.config_str()}
+        bound = "train_and_evaluate.loss_fn" in gin.config_str()
+        loss = gin.query_parameter("train_and_evaluate.loss_fn").selector.split(".")[-1] if bound else "bce"
     finally:
         gin.clear_config()
-    loop = run.run_config(suites.get("ring8"), method, seed=3, steps=7).loop
-    assert {name: getattr(loop, name) for name in want} == want
+    config = run.run_config(suites.get("ring8"), method, seed=3, steps=7)
+    loop = config.loop
+    assert {name: getattr(loop, name) for name in want} == want and config.loss_fn().name == loss
     assert (loop.seed, loop.z_dim, loop.batch_size_D) == (
         3,
         suites.get("ring8").z_dim,

@@ -138,3 +138,35 @@ def test_accumulation_sums_an_embeddings_sparse_gradients():
     one = step(1)
     for a, b in zip(one, step(2)):
         np.testing.assert_allclose(b, a, rtol=0, atol=1e-12)
+
+
+def test_a_relativistic_generator_step_pairs_each_fake_with_a_real_cycling_the_reals():
+    """rpgan's G loss in PGNGAN: mean softplus(f_hat(real_(i mod 5)) - f_hat(G(z_i))) over 8 fakes and 5 reals."""
+    import functools
+
+    import numpy as np
+    import pytest
+    import tensorflow as tf
+
+    from pgn_tf import data, losses, models, train_lib
+    from pgn_tf.config import RunConfig
+
+    config = RunConfig.make(
+        dataset_fn=data.digits, generator_fn=functools.partial(models.build_generator, "dcgan.32", width=0.0625),
+        critic_fn=functools.partial(models.build_critic, "dcgan.32", width=0.0625), loss_fn=lambda: losses.rpgan,
+        z_dim=8, batch_size_D=8, batch_size_G=8, penalty="r1r2", penalty_weight=0.05,
+    )  # fmt: skip
+    gan = train_lib.build_gan(config)
+    real = tf.constant(np.random.default_rng(0).uniform(-1, 1, (5, 32, 32, 3)), tf.float32)
+    z, _ = gan.latents(8, 4 * gan.loop.n_dis)
+    pred_fake = gan.discriminator.normalize(gan.generate(z), training=True).f_hat
+    pred_real = gan.discriminator.normalize(tf.gather(real, np.arange(8) % 5), training=True).f_hat
+    want = float(tf.reduce_mean(tf.nn.softplus(pred_real - pred_fake)))
+    before = [w.numpy() for w in gan.generator.trainable_weights]
+    got = float(gan.generator_step(8, real))
+    assert got == pytest.approx(want, rel=1e-5)
+    assert any(np.abs(b - w.numpy()).max() > 0 for b, w in zip(before, gan.generator.trainable_weights))
+    with pytest.raises(ValueError, match="pairs fakes with reals"):
+        gan.generator_step(8)
+    history = gan.fit(data.digits(batch_size=8), epochs=1, steps_per_epoch=2, verbose=0)  # the whole step runs
+    assert np.isfinite(history.history["g_loss"][-1]) and history.history["penalty"][-1] > 0

@@ -48,3 +48,18 @@ def test_bce_is_binary_cross_entropy_with_logits():
 def test_unknown_loss():
     with pytest.raises(ValueError, match="Unknown loss 'hing'"):
         losses.get("hing")
+
+
+def test_rpgan_pairs_reals_and_fakes_row_by_row():
+    """RpGAN (R3GAN's loss): D softplus(f(fake_i) - f(real_i)), G softplus(f(real_i) - f(fake_i)), means over pairs."""
+    real, fake = REAL[:3], FAKE
+    total, part_real, part_fake = losses.rpgan.critic(tf.constant(real), tf.constant(fake))
+    want = np.mean(softplus((fake - real).astype(np.float64)))
+    np.testing.assert_allclose(total.numpy(), want, rtol=1e-6)
+    np.testing.assert_allclose([part_real.numpy(), part_fake.numpy()], [want / 2, want / 2], rtol=1e-6)
+    g = losses.rpgan.generator(tf.constant(fake), tf.constant(real))
+    np.testing.assert_allclose(g.numpy(), np.mean(softplus((real - fake).astype(np.float64))), rtol=1e-6)
+    # The pairing matters: the same values in another order give another loss (unlike BCE's sums of sides).
+    shuffled, _, _ = losses.rpgan.critic(tf.constant(real[::-1]), tf.constant(fake))
+    assert abs(float(shuffled) - want) > 1e-3
+    assert losses.get("rpgan").relativistic and not any(losses.get(n).relativistic for n in EXPECTED)

@@ -60,6 +60,20 @@ def test_r1_penalty_is_the_hand_computation(float64):
     assert penalties.weight("r1", 10.0) == 5.0 and penalties.weight("gp1", 10.0) == 10.0
 
 
+def test_r2_is_r1_on_fakes_and_r1r2_their_sum(float64):
+    """R3GAN's zero-centred penalties: R2 is ||grad_x D||^2 on fakes, and both weigh gamma / 2."""
+    critic = _mlp_critic()
+    real, fake = _images(4), _images(5)
+    alpha = tf.constant(np.zeros(6))
+    want_r1 = np.mean(np.sum(_mlp_numpy(critic, real)[1] ** 2, axis=1))
+    want_r2 = np.mean(np.sum(_mlp_numpy(critic, fake)[1] ** 2, axis=1))
+    got = {name: float(penalties.penalty(name, critic, tf.constant(real), tf.constant(fake), alpha))
+           for name in ("r1", "r2", "r1r2")}  # fmt: skip
+    assert got["r1"] == pytest.approx(want_r1, rel=1e-12) and got["r2"] == pytest.approx(want_r2, rel=1e-12)
+    assert got["r1r2"] == pytest.approx(want_r1 + want_r2, rel=1e-12) and abs(want_r1 - want_r2) > 1e-3
+    assert penalties.weight("r2", 0.05) == penalties.weight("r1r2", 0.05) == 0.025
+
+
 @pytest.mark.parametrize("name", penalties.PENALTIES)
 def test_penalty_weight_gradients_match_finite_differences(float64, name):
     """What the trainer differentiates: d penalty / d critic weights, through the input gradient."""

@@ -161,7 +161,7 @@ def test_every_baseline_overlay_composes_with_every_paper_row(path, tmp_path):
     family = gin.query_parameter("train_and_evaluate.critic_fn").selector.split(".")[0]
     small = [f"{family}.generator.width=0.0625", f"{family}.critic.width=0.0625"]
     expected = {"pgn": ("pgn", None), "gn": ("gn", None), "sn": ("none", None), "none": ("none", None),
-                "gp1": ("none", "gp1"), "gp0": ("none", "gp0"), "r1": ("none", "r1")}  # fmt: skip
+                "gp1": ("none", "gp1"), "gp0": ("none", "gp0"), "r1": ("none", "r1"), "r3": ("none", "r1r2")}  # fmt: skip
     assert sorted(os.path.basename(p)[:-4] for p in OVERLAYS) == sorted(expected)
     for overlay in OVERLAYS:
         name = os.path.basename(overlay)[:-4]

@@ -32,6 +32,7 @@ METHOD_SETTINGS = {
     "gp1": {"normalization": "none", "penalty": "gp1", "penalty_weight": 10.0},
     "gp0": {"normalization": "none", "penalty": "gp0", "penalty_weight": 10.0},
     "r1": {"normalization": "none", "penalty": "r1", "penalty_weight": 10.0},
+    "r3": {"normalization": "none", "penalty": "r1r2", "penalty_weight": 0.05, "loss_fn": lambda: losses.rpgan},
     "none": {"normalization": "none"},
 }
 METHODS = tuple(METHOD_SETTINGS)
@@ -89,19 +90,20 @@ def lipschitz_probe(gan, suite, seed):
 def run_config(suite, method, seed, steps):
     """The suite's settings with the method's constraint (`METHOD_SETTINGS`): a RunConfig, no gin involved.
 
-    BCE (or the suite's loss) and torch's Adam with the suite's betas; the
+    BCE (or the suite's loss; r3 takes RpGAN, its own) and torch's Adam with the suite's betas; the
     learning rate is constant (its decay starts at the last step). Checkpoints
     and TensorBoard scalars come at every evaluation.
     """
     adam = functools.partial(optimizers.Adam, beta_1=suite.betas[0], beta_2=suite.betas[1], epsilon=1e-8)
+    settings = {"loss_fn": lambda: losses.get(suite.loss), **METHOD_SETTINGS[method]}  # r3 brings its own loss
     return RunConfig.make(
         dataset_fn=lambda batch_size, seed, start_step: suite.dataset(seed, start_step),
         generator_fn=lambda z_dim: suite.generator(),
         critic_fn=lambda spectral_norm=False: suite.critic(spectral_norm),
-        loss_fn=lambda: losses.get(suite.loss), d_optimizer=adam, g_optimizer=adam, total_steps=steps, lr_D=suite.lr,
+        d_optimizer=adam, g_optimizer=adam, total_steps=steps, lr_D=suite.lr,
         lr_G=suite.lr, lr_decay_start=steps, eval_every=suite.eval_every, save_every=suite.eval_every,
         log_every=suite.eval_every, z_dim=suite.z_dim, batch_size_D=suite.batch_size_D,
-        batch_size_G=suite.batch_size_G, ema_decay=suite.ema_decay, seed=seed, **METHOD_SETTINGS[method],
+        batch_size_G=suite.batch_size_G, ema_decay=suite.ema_decay, seed=seed, **settings,
     )  # fmt: skip
 
 
