@@ -228,6 +228,36 @@ def run(suite_names, methods, seeds, out, steps=None, stream=None, save_samples_
     return read_results(path)
 
 
+def code_version():
+    """The code that trained a line: the package's git commit (with "+dirty" for uncommitted changes to it), or
+    pgn_tf's version where it is not a git checkout."""
+    import subprocess
+
+    import pgn_tf
+
+    where = os.path.dirname(os.path.abspath(pgn_tf.__file__))
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"],
+            cwd=where,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=30,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "."],
+            cwd=where,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=30,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return f"pgn_tf {pgn_tf.__version__}"
+    return commit + ("+dirty" if dirty else "")  # fmt: skip
+
+
 def _reporting(scoring, n_steps, every):
     """The runs' reporting callbacks (train_lib.run): TensorBoard scalars without a progress line, and scoring."""
     return lambda writer: [callbacks.StepLogger(writer, n_steps, every, stream=None), scoring]
@@ -261,6 +291,7 @@ class Scoring(keras.callbacks.Callback):
         self.t0 = time.perf_counter() - seconds_before
         self.progress, self.stream = progress, stream
         self.samples, self.last, self.npz_dir = None, None, None
+        self.code = code_version()
 
     def on_train_begin(self, logs=None):
         self.last = int(self.model.step.numpy())
@@ -275,7 +306,7 @@ class Scoring(keras.callbacks.Callback):
         result, self.samples = self.scorer(gan)
         row = {"suite": suite.name, "method": self.method, "seed": self.seed, "step": step, **dict(suite.variant),
                **result, "critic": critic, "probe": lipschitz_probe(gan, suite, self.seed),
-               "seconds": round(seconds, 1)}  # fmt: skip
+               "seconds": round(seconds, 1), "code": self.code}  # fmt: skip
         if self.npz_dir and self.samples.ndim == 4:
             save_npz(os.path.join(self.npz_dir, f"samples_{step}.npz"), self.samples)
         with open(self.path, "a") as f:
