@@ -23,6 +23,12 @@ class Adam(keras.optimizers.Adam):
             raise ValueError("pgn_tf.optimizers.Adam does not implement amsgrad.")
         super().__init__(*args, **kwargs)
 
+    def moments(self, variable):
+        """(m, v): Adam's first- and second-moment slots of `variable` (for tools that take a step apart)."""
+        # Keras Adam's slots, by private names (no public accessor; pinned by tests/test_keras_private.py).
+        index = self._get_variable_index(variable)
+        return self._momentums[index], self._velocities[index]
+
     def update_step(self, gradient, variable, learning_rate):
         dtype = variable.dtype
         lr = ops.cast(learning_rate, dtype)
@@ -30,9 +36,7 @@ class Adam(keras.optimizers.Adam):
         t = ops.cast(self.iterations + 1, dtype)
         # convert_to_tensor with the dtype, not cast: a Python float cast goes through float32 first.
         beta_1, beta_2 = (ops.convert_to_tensor(b, dtype=dtype) for b in (self.beta_1, self.beta_2))
-        # Keras Adam's slots, by private names (no public accessor; pinned by tests/test_keras_private.py).
-        m = self._momentums[self._get_variable_index(variable)]
-        v = self._velocities[self._get_variable_index(variable)]
+        m, v = self.moments(variable)
         self.assign_add(m, ops.multiply(ops.subtract(gradient, m), 1 - beta_1))
         self.assign_add(v, ops.multiply(ops.subtract(ops.square(gradient), v), 1 - beta_2))
         denom = ops.add(

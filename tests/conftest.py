@@ -46,10 +46,18 @@ def _cache_dir(tmp_path_factory):
 
 
 def load_tool(name):
-    """tools/<name>.py as a module (the tools are scripts, not part of the package)."""
-    import importlib.util
+    """tools/<name>.py as a module (the tools are scripts, not part of the package).
 
-    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "tools", f"{name}.py"))
+    tools/ goes on this test process's sys.path, as a script's own folder is when it runs, so that the tool's
+    `import common` (tools/common.py) resolves without the tools editing sys.path.
+    """
+    import importlib.util
+    import sys
+
+    tools = os.path.join(ROOT, "tools")
+    if tools not in sys.path:
+        sys.path.insert(0, tools)
+    spec = importlib.util.spec_from_file_location(name, os.path.join(tools, f"{name}.py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

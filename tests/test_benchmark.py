@@ -190,6 +190,7 @@ def test_bad_arguments_are_one_line_and_exit_2(case, tmp_path, capsys):
     assert not os.path.exists(tmp_path / "o")
 
 
+@pytest.mark.subprocess
 def test_cli_end_to_end(tmp_path):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     cmd = [sys.executable, "-m", "pgn_tf.benchmark", "--suite=grid25", "--methods=r1", "--seeds=0", "--steps=2",

@@ -87,6 +87,7 @@ def test_hold_denominator_needs_a_denominator():
         LoopConfig(hold_denominator="yes")
 
 
+@pytest.mark.subprocess
 def test_parse_gin_is_quiet_outside_absl(tmp_path):
     """gin logs each folder it searches for an include to Python's root logger; a plain script sees none of it."""
     code = "from pgn_tf.cli import parse_gin; parse_gin(['quickstart.gin'], [])"

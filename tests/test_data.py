@@ -406,6 +406,7 @@ def test_num_classes_is_checked_against_the_data(tmp_path):
 # --- reference statistics of any source -----------------------------------------------------------------
 
 
+@pytest.mark.subprocess
 def test_compute_fid_stats_of_any_source(tmp_path, fake_inception):
     from pgn_tf.eval import inception, stats
 

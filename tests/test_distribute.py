@@ -52,6 +52,7 @@ FLOAT64 = "--gin_param=train_and_evaluate.precision='float64'"
 EXACT = 1e-9  # float64 rounding through 2 training steps, with room for a wrong sum to stand out (>= 1e-6)
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("baseline", ["pgn", "sn+gp1"])
 def test_two_replicas_compute_the_single_device_step(tmp_path, baseline):
     """Mirrored over 2 logical CPUs == one device on the same global batches (n_dis 2, CR, BN, EMA, samples).
@@ -95,6 +96,7 @@ CONDITIONAL = textwrap.dedent(
 )
 
 
+@pytest.mark.subprocess
 def test_two_replicas_match_for_a_conditional_biggan(tmp_path):
     """Labels (real and sampled) split like images; conditional BatchNorm synchronised (in float64, as above)."""
     proc = subprocess.run(
@@ -130,6 +132,7 @@ def _workers(workdir, total_steps):
             p.kill()
 
 
+@pytest.mark.subprocess
 def test_two_workers_on_localhost_agree_and_resume(tmp_path):
     wd = tmp_path / "wd"
     chief, other = _workers(wd, 3)
@@ -148,6 +151,7 @@ def test_two_workers_on_localhost_agree_and_resume(tmp_path):
     assert tf.train.latest_checkpoint(str(wd / "checkpoints")).endswith("ckpt-4")
 
 
+@pytest.mark.subprocess
 def test_batches_that_do_not_split_over_the_replicas_are_refused(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "pgn_tf.train", *SMALL, f"--workdir={tmp_path / 'wd'}", "--strategy=mirrored",
@@ -222,6 +226,7 @@ def _start_workers(workdir, total_steps, save_every=1000):
     return procs
 
 
+@pytest.mark.subprocess
 def test_a_preempted_worker_and_its_peer_save_the_same_step_and_both_resume(tmp_path):
     """SIGTERM to one worker: TensorFlow's PreemptionCheckpointHandler has both save one agreed step, then stop."""
     wd = tmp_path / "wd"
@@ -257,6 +262,7 @@ def test_a_preempted_worker_and_its_peer_save_the_same_step_and_both_resume(tmp_
     assert_same_checkpoints(wd / "checkpoints", wd / "workers" / "1" / "checkpoints", atol=0)
 
 
+@pytest.mark.subprocess
 def test_a_plain_users_mirrored_run_splits_the_cpu(tmp_path):
     """Without TF_CPP_MIN_LOG_LEVEL the quiet console loads TensorFlow early; it must not initialise the devices."""
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}

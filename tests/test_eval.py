@@ -314,6 +314,7 @@ def _cli(module, *args):
     )
 
 
+@pytest.mark.subprocess
 def test_training_evaluates_keeps_best_and_evaluate_cli(tmp_path, fake_inception, capsys):
     wd = str(tmp_path / "run")
     params = [
@@ -418,6 +419,7 @@ def test_training_keeps_the_checkpoint_with_the_highest_recall(tmp_path):
     assert tf.train.load_checkpoint(path).get_tensor("best_metric/.ATTRIBUTES/VARIABLE_VALUE") == -best["recall"]
 
 
+@pytest.mark.subprocess
 def test_compute_fid_stats_tool(tmp_path, fake_inception):
     import tensorflow_datasets as tfds
 
@@ -439,6 +441,7 @@ def test_compute_fid_stats_tool(tmp_path, fake_inception):
     assert r.returncode == 2 and "unknown dataset 'mnist'" in r.stderr
 
 
+@pytest.mark.subprocess
 def test_plot_critic_reads_a_runs_events_and_its_input_size(tmp_path):
     tool = load_tool("plot_critic")
     writer = tf.summary.create_file_writer(str(tmp_path))
@@ -461,6 +464,7 @@ def test_plot_critic_reads_a_runs_events_and_its_input_size(tmp_path):
     assert r.returncode == 2 and r.stderr.startswith("error: --out") and "Traceback" not in r.stderr, r.stderr
 
 
+@pytest.mark.subprocess
 def test_critic_update_takes_the_steps_critic_update_apart(tmp_path):
     """tools/critic_update.py: its parts rebuild the update the step made, and their sum predicts the change."""
     tool = load_tool("critic_update")

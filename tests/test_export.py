@@ -31,6 +31,7 @@ def trained(tmp_path_factory):
     return wd
 
 
+@pytest.mark.subprocess
 def test_export_serves_through_saved_model_cli_and_a_fresh_process(trained, tmp_path):
     r = _run(sys.executable, "-m", "pgn_tf.export", f"--workdir={trained}")
     assert r.returncode == 0, r.stderr
@@ -179,6 +180,7 @@ print("ok")
 """
 
 
+@pytest.mark.subprocess
 def test_an_export_refuses_requests_outside_its_bounds_in_a_fresh_process(trained, tmp_path):
     r = _run(sys.executable, "-m", "pgn_tf.export", f"--workdir={trained}", f"--export_dir={tmp_path / 'plain'}",
              "--max_count=5")  # fmt: skip
@@ -191,6 +193,7 @@ def test_an_export_refuses_requests_outside_its_bounds_in_a_fresh_process(traine
     assert r.returncode == 0 and r.stdout.strip().endswith("ok"), r.stderr[-3000:]
 
 
+@pytest.mark.subprocess
 def test_export_reads_a_workdir_while_a_run_holds_it_and_trains(tmp_path):
     """No lock for export: the checkpoint list names a checkpoint only once its files are complete."""
     from pgn_tf import workdir as workdir_lib

@@ -111,6 +111,7 @@ def uninterrupted(tmp_path_factory):
     return workdir
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("fault,at,resumes_at", [("step", 6, 4), ("save", 8, 4), ("eval", 8, 4)])
 def test_kill_9_then_restart_ends_with_the_uninterrupted_weights(fault, at, resumes_at, uninterrupted, tmp_path):
     workdir = tmp_path / "wd"
@@ -128,6 +129,7 @@ def test_kill_9_then_restart_ends_with_the_uninterrupted_weights(fault, at, resu
     assert evals[-1] == 8 and evals.count(8) == 1 + (fault == "save")  # saved after its evaluation, so scored twice
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("sig", [signal.SIGTERM])  # SIGINT takes the same handler (faults.StopSignals.SIGNALS)
 def test_a_signal_saves_the_step_reached_and_a_restart_loses_nothing(sig, uninterrupted, tmp_path):
     from pgn_tf import faults
@@ -171,6 +173,7 @@ def _all_checkpoints(workdir):
     )
 
 
+@pytest.mark.subprocess
 def test_a_diverging_run_stops_with_one_line_and_only_finite_checkpoints(tmp_path):
     workdir = tmp_path / "wd"
     code, _, err = _run(workdir, extra=["--gin_param=train_and_evaluate.total_steps=8"])
@@ -344,6 +347,7 @@ def _tiny_filesystems():
     return subprocess.run(probe, capture_output=True, check=False).returncode == 0
 
 
+@pytest.mark.subprocess
 @pytest.mark.skipif(not _tiny_filesystems(), reason="needs unshare and unprivileged mounts for a small real tmpfs")
 def test_a_full_disk_is_one_line_keeps_the_saved_checkpoints_and_resumes(tmp_path):
     """A real full filesystem: a tmpfs with room for one more checkpoint than the run has, not two."""

@@ -4,7 +4,6 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import load_tool
 
 from pgn_tf import PGNDiscriminator, gradient_normalize, normalize, penalty_normalize
 from pgn_tf.normalization import EPS
@@ -261,7 +260,8 @@ def test_frozen_takes_the_full_path_unless_the_critic_is_piecewise_linear(data):
 
 def test_graph_flops_counts_what_runs():
     """The benchmark's FLOP count: live ops (outputs and state changes) only, 2 per multiply-add."""
-    flops = load_tool("bench_step_time").graph_flops
+    from pgn_tf.flops import graph_flops as flops
+
     v = tf.Variable(tf.zeros((3, 5)))
 
     @tf.function
@@ -278,9 +278,9 @@ def test_frozen_generator_step_skips_exactly_one_backward_pass_through_the_criti
     """Counted in FLOPs: the shortcut removes one input-gradient op per critic layer, as many FLOPs as its forward."""
     from pgn_tf import losses, models, optimizers
     from pgn_tf.config import LoopConfig
+    from pgn_tf.flops import graph_flops as flops
     from pgn_tf.gan import PGNGAN
 
-    flops = load_tool("bench_step_time").graph_flops
     counts = []
     for marked in (True, False):
         critic = models.build_critic("dcgan.32", width=0.125)

@@ -44,6 +44,7 @@ def _probe(code, *argv):
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.subprocess
 def test_importing_pgn_tf_loads_no_tensorflow_reads_no_argv_and_changes_no_environment_variable():
     out = _probe(IMPORT_PACKAGE, "--verbose")
     assert out["light"], "import pgn_tf loaded TensorFlow or Keras"
@@ -52,6 +53,7 @@ def test_importing_pgn_tf_loads_no_tensorflow_reads_no_argv_and_changes_no_envir
     assert {"PGNDiscriminator", "penalty_normalize", "r1_penalty", "__version__"} <= set(out["dir"])
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("argv0, set_up", [("-c", False), ("/usr/bin/pgn-train", True)])
 def test_a_command_sets_up_its_process_only_when_it_runs(argv0, set_up):
     """pgn_tf.train as a library changes nothing; as the pgn-train console script it turns oneDNN on, quietly."""
@@ -66,6 +68,7 @@ print(json.dumps({{k: os.environ.get(k) for k in set(env) | set(os.environ) if e
     assert changed == ({"TF_ENABLE_ONEDNN_OPTS": "1", "TF_CPP_MIN_LOG_LEVEL": "3"} if set_up else {})
 
 
+@pytest.mark.subprocess
 def test_the_commands_help_is_quiet():
     """python -m pgn_tf.train --help: the flags on stdout (absl exits 1 after help), no TensorFlow lines on stderr."""
     proc = subprocess.run(

@@ -19,6 +19,7 @@ def _fixtures(parity_dir):
     return paths
 
 
+@pytest.mark.subprocess
 def test_check_parity_cli_passes_on_shipped_fixtures(parity_dir):
     paths = _fixtures(parity_dir)
     proc = subprocess.run(
@@ -50,6 +51,7 @@ def test_a_layout_bug_fails(parity_dir, monkeypatch):
     assert max(c.ratio for c in checks) > 10, checks
 
 
+@pytest.mark.subprocess
 def test_cli_errors(tmp_path):
     tool = os.path.join(ROOT, "tools", "check_parity.py")
     proc = subprocess.run(

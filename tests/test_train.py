@@ -263,6 +263,7 @@ def _cli(args, cwd=ROOT):
     )
 
 
+@pytest.mark.subprocess
 def test_cli_trains_writes_everything_and_resumes(tmp_path):
     wd = tmp_path / "wd"
     common = ["--gin_file=gin_configs/quickstart.gin", f"--workdir={wd}", "--gin_param=dcgan.generator.width=0.0625",
@@ -294,6 +295,7 @@ def test_cli_trains_writes_everything_and_resumes(tmp_path):
     assert tf.train.latest_checkpoint(str(wd / "checkpoints")).endswith("ckpt-4")
 
 
+@pytest.mark.subprocess
 @pytest.mark.parametrize("overlay", ["sn", "gp1"])
 def test_cli_trains_the_quickstart_with_a_baseline_overlay(overlay, tmp_path):
     wd = tmp_path / overlay
@@ -348,6 +350,7 @@ def test_bad_input_is_one_line_and_exit_2(case, tmp_path, capsys):
     assert len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
 
 
+@pytest.mark.subprocess
 def test_cli_bad_input_exit_code_and_workdir_problems(tmp_path):
     proc = _cli(["--gin_file=gin_configs/quickstart.gin", "--gin_param=train_and_evaluate.total_step=5"])
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
@@ -405,6 +408,7 @@ def test_digits_order_is_resumable():
         data.digits(batch_size=5000)
 
 
+@pytest.mark.subprocess
 def test_the_console_holds_only_our_lines(tmp_path):
     """No TensorFlow start-up lines, grappler errors or Keras warnings: a header, progress, where things are."""
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}

@@ -77,6 +77,7 @@ def lone(tmp_path_factory):
     return workdir
 
 
+@pytest.mark.subprocess
 def test_a_second_run_on_a_busy_workdir_is_refused_and_the_first_ends_as_if_alone(lone, tmp_path):
     workdir = tmp_path / "wd"
     first = _start(workdir)
@@ -107,6 +108,7 @@ def test_a_second_run_on_a_busy_workdir_is_refused_and_the_first_ends_as_if_alon
     assert _files(workdir) == _files(lone) and ".lock" not in os.listdir(workdir)  # one event file; lock gone
 
 
+@pytest.mark.subprocess
 def test_kill_9_leaves_no_stale_lock(tmp_path):
     workdir = tmp_path / "wd"
     proc = _start(workdir, "--gin_param=train_and_evaluate.total_steps=100000")
@@ -123,6 +125,7 @@ def test_kill_9_leaves_no_stale_lock(tmp_path):
     assert f"done at step {TOTAL}" in r.stdout and not (workdir / ".lock").exists()
 
 
+@pytest.mark.subprocess
 def test_only_the_chief_of_a_multi_worker_run_locks_the_workdir(tmp_path):
     workdir = tmp_path / "wd"
     ports = []

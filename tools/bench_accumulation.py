@@ -13,47 +13,37 @@ after another, so n_dis changes the time, not the peak.
 """
 
 import argparse
-import functools
 import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # as pgn_tf sets it
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # as pgn_tf's commands set it
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from bench_step_time import _rss_mib  # a sibling script
+import common
 
 
 def measure(args, k):
     import tensorflow as tf
 
-    from pgn_tf import data, experiment, losses, models, optimizers, train_lib
+    from pgn_tf import models, train_lib
 
-    adam = functools.partial(optimizers.Adam, beta_1=0.0, beta_2=0.9, epsilon=1e-8)
-    config = train_lib.settings(
-        dataset_fn=data.digits, generator_fn=functools.partial(models.build_generator, args.arch),
-        critic_fn=functools.partial(models.build_critic, args.arch), loss_fn=lambda: losses.hinge,
-        d_optimizer=adam, g_optimizer=adam, n_dis=1, batch_size_D=args.batch_size_D,
-        batch_size_G=args.batch_size_G, accumulation=k, lr_decay_start=200_000,
-    )  # fmt: skip
-    gan = experiment.build(config, tempfile.mkdtemp()).gan  # writes nothing there
+    config = common.arch_config(args.arch, "hinge", n_dis=1, batch_size_D=args.batch_size_D,
+                                batch_size_G=args.batch_size_G, accumulation=k)  # fmt: skip
+    gan = train_lib.build_gan(config)
     size = models.image_size(args.arch)
     x = tf.random.uniform((args.batch_size_D, size, size, 3), -1, 1)
     y = tf.zeros((args.batch_size_D,), tf.int32)
     step = tf.function(gan.train_step)
-    built = _rss_mib("VmRSS")
+    built = common.rss_mib("VmRSS")
     seconds = None
     for _ in range(args.steps):
         t = time.perf_counter()
         step((x, y))["g_loss"].numpy()
         seconds = time.perf_counter() - t
-    peak = _rss_mib()
+    peak = common.rss_mib()
     return {
         "arch": args.arch,
         "accumulation": k,

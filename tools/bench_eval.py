@@ -10,24 +10,22 @@ evaluation of 10,000 images with Inception). Prints one JSON line per measuremen
 the projected seconds for 50,000 images.
 """
 
-import functools
 import json
 import os
-import resource
 import sys
-import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # as pgn_tf's commands set it (the times in docs/ are with it)
 
+import common
 import keras
 import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
-from pgn_tf import data, experiment, losses, train_lib
+from pgn_tf import train_lib
 from pgn_tf.eval import digits_classifier, diversity, evaluator, features, stats
-from pgn_tf.models import build_critic, build_generator
 
 ARCH = flags.DEFINE_string("arch", "dcgan.32", "Generator architecture.")
 IMAGES = flags.DEFINE_integer("images", 500, "Images timed per network (after one warm-up batch).")
@@ -57,7 +55,7 @@ def time_path(gan, net, n, batch_size):
         "images_per_sec": round(n / seconds, 2),
         "projected_s_for_50k": round(FULL / n * seconds, 1),
         "feature_dim": pool.shape[1],
-        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_mib": round(common.rss_mib(), 1),
     }
 
 
@@ -90,13 +88,7 @@ def time_diversity(inception_images_per_sec, n=DIVERSITY_N, dim=2048):
 
 def main(argv):
     del argv
-    config = train_lib.settings(
-        dataset_fn=data.digits,
-        generator_fn=functools.partial(build_generator, ARCH.value),
-        critic_fn=functools.partial(build_critic, ARCH.value),
-        loss_fn=lambda: losses.hinge,
-    )
-    gan = experiment.build(config, tempfile.mkdtemp()).gan  # writes nothing there
+    gan = train_lib.build_gan(common.arch_config(ARCH.value))
     base = {"arch": ARCH.value, "batch_size": BATCH.value, "cpus": os.cpu_count()}
     paths = []
     for net in (inception_sized(BATCH.value), digits_classifier.load_digits_classifier(batch_size=BATCH.value)):

@@ -20,7 +20,8 @@ import time
 
 import numpy as np
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # as pgn_tf's commands set it (the speeds in docs/ are with it)
+
 MODES = ("first_decode", "streamed", "in_memory")
 
 
@@ -40,7 +41,6 @@ def make_folder(path, n, size):
 
 def measure(folder, size, mode, batch, steps):
     """One measurement in this process: (images, seconds)."""
-    sys.path.insert(0, ROOT)
     from pgn_tf import data
 
     cache = os.path.join(folder, ".pgn_tf_cache")

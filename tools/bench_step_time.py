@@ -13,7 +13,7 @@ right after, in a fresh process, and a last line gives ours / official.
 
 Fraction of peak: gflop_per_iter is counted on our traced iteration (TF's cost
 registry, 2 FLOPs per multiply-add, over the ops the iteration really runs; see
-graph_flops), matmul_gflops is this machine's rate for one large matrix product
+pgn_tf.flops.graph_flops), matmul_gflops is this machine's rate for one large matrix product
 in the compute dtype (tf.linalg.matmul for ours, torch.mm for the official code,
 each in its own process), and fraction_of_peak = gflop_per_iter / s_per_iter /
 matmul_gflops. The official line uses the same FLOP count, a lower bound for it:
@@ -28,8 +28,8 @@ monitor_s, monitor_over_iter (one monitor call / one iteration) and monitor_shar
 (its cost spread over --log_every iterations). --normalization sn and --penalty
 time the baselines (ours only: the official code has neither); --precision a Keras mixed policy.
 
-Ours also prices the critic's diagnostics (gan.DIAGNOSTICS, computed every critic
-step): the same iteration traced again with them replaced by constants, its FLOPs
+Ours also prices the critic's diagnostics (diagnostics.DIAGNOSTICS, computed every critic
+step): the same iteration traced again with them replaced by zeros (diagnostics.zeros), its FLOPs
 (diagnostics_flop_share) and its time, the two iterations alternated --iters times
 (diagnostics_time_share = 1 - without / with, medians; noise on a shared machine is
 larger than the effect, so read the FLOP share first). The running means that log
@@ -37,18 +37,17 @@ them are kept in both.
 """
 
 import argparse
-import functools
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # as pgn_tf sets it (README, Performance)
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # as pgn_tf's commands set it (docs/performance.md)
+
+import common
 
 
 def _time(fn, iters, warmup):
@@ -62,16 +61,6 @@ def _time(fn, iters, warmup):
     return times
 
 
-def _rss_mib(field="VmHWM"):
-    """VmHWM: peak RSS, which starts anew at exec (ru_maxrss would carry the parent's peak into
-    the subprocess); VmRSS: RSS now."""
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 MATMUL_N = 4096
 
 
@@ -80,36 +69,6 @@ def _matmul_gflops(matmul, repeats=5):
     matmul()
     best = min(_time(matmul, repeats, 0))
     return 2 * MATMUL_N**3 / best / 1e9
-
-
-# Op types that call other functions: the ops inside them are not counted by graph_flops.
-_CALLS = {"PartitionedCall", "StatefulPartitionedCall", "While", "StatelessWhile", "If", "StatelessIf", "Case"}
-
-
-def graph_flops(graph):
-    """FLOPs that one call of a traced function runs, and whether the count is partial.
-
-    Counts TF's registered cost (convolutions, matmuls, element-wise arithmetic; a
-    multiply-add is 2 FLOPs) of every op that an output or a state change (a stateful
-    op: variable updates, random numbers) depends on. That is what grappler keeps and
-    the executor runs: the tape also builds ops nobody uses, such as the weight
-    gradients of the frozen critic in the generator step, and those are pruned. On
-    dcgan.32 PGN the ops counted are the ops TF's profiler sees run, type by type.
-    Partial when the graph calls nested functions, whose ops are not counted.
-    """
-    from tensorflow.python.framework import ops as tf_ops
-    from tensorflow.python.profiler.internal import flops_registry  # noqa: F401  (registers the costs)
-
-    pending = [t.op for t in graph.outputs] + [op for op in graph.get_operations() if op.op_def.is_stateful]
-    live = set()
-    while pending:
-        op = pending.pop()
-        if op not in live:
-            live.add(op)
-            pending.extend(t.op for t in op.inputs)
-            pending.extend(op.control_inputs)
-    flops = sum(tf_ops.get_stats_for_node_def(graph, op.node_def, "flops").value or 0 for op in live)
-    return flops, any(op.type in _CALLS for op in live)
 
 
 def _summary(impl, args, total, critic, generator):
@@ -124,7 +83,7 @@ def _summary(impl, args, total, critic, generator):
         "s_per_iter": {"median": statistics.median(total), "min": min(total), "max": max(total)},
         "critic_s": statistics.median(critic),
         "generator_s": statistics.median(generator),
-        "peak_rss_mib": _rss_mib(),
+        "peak_rss_mib": common.rss_mib(),
         "threads": os.cpu_count(),
         "inter_op": args.inter_op,
         "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS"),
@@ -143,25 +102,21 @@ def _rates(gflop, s_per_iter, matmul_gflops):
 
 
 def bench_ours(args):
-    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     import tensorflow as tf
 
-    from pgn_tf import data, experiment, losses, models, optimizers, train_lib
+    from pgn_tf import models, train_lib
+    from pgn_tf.flops import graph_flops
 
-    rss_after_import = _rss_mib("VmRSS")
+    rss_after_import = common.rss_mib("VmRSS")
 
     tf.config.threading.set_inter_op_parallelism_threads(args.inter_op)
     tf.config.threading.set_intra_op_parallelism_threads(args.intra_op)
     cond = models.is_conditional(args.arch)
-    adam = functools.partial(optimizers.Adam, beta_1=0.0, beta_2=0.9, epsilon=1e-8)
-    config = train_lib.settings(
-        dataset_fn=data.digits, generator_fn=functools.partial(models.build_generator, args.arch),
-        critic_fn=functools.partial(models.build_critic, args.arch), loss_fn=lambda: losses.get(args.loss),
-        d_optimizer=adam, g_optimizer=adam, normalization=args.normalization, penalty=args.penalty,
-        num_classes=10 if cond else None, n_dis=args.n_dis, batch_size_D=args.batch_size_D,
-        batch_size_G=args.batch_size_G, precision=args.precision, lr_decay_start=200_000,
+    config = common.arch_config(
+        args.arch, args.loss, normalization=args.normalization, penalty=args.penalty, n_dis=args.n_dis,
+        batch_size_D=args.batch_size_D, batch_size_G=args.batch_size_G, precision=args.precision,
     )  # fmt: skip
-    gan = experiment.build(config, tempfile.mkdtemp()).gan  # writes nothing there
+    gan = train_lib.build_gan(config)
     size = models.image_size(args.arch)
     n = args.n_dis * args.batch_size_D
     x = tf.random.uniform((n, size, size, 3), -1, 1)
@@ -175,7 +130,7 @@ def bench_ours(args):
     total = _time(lambda: step((x, y))["g_loss"].numpy(), args.iters, args.warmup)
     crit = _time(lambda: critic()[-1]["d_loss"].numpy(), args.iters, args.warmup)
     gen = _time(lambda: generator().numpy(), args.iters, args.warmup)
-    m = experiment.LIPSCHITZ_IMAGES
+    m = train_lib.LIPSCHITZ_IMAGES
     lipschitz = tf.function(gan.lipschitz)
     real = tf.random.uniform((m, size, size, 3), -1, 1)
     inputs = (
@@ -209,15 +164,16 @@ def _diagnostics_cost(gan, step, batch, flops, args):
     """The diagnostics' share of an iteration: FLOPs, and time with / without them, alternated."""
     import tensorflow as tf
 
-    from pgn_tf import gan as gan_module
+    from pgn_tf import diagnostics
+    from pgn_tf.flops import graph_flops
 
-    with_them = gan_module._diagnostics
-    gan_module._diagnostics = lambda out, *_: dict.fromkeys(gan_module.DIAGNOSTICS, tf.zeros((), out.f_hat.dtype))
+    # The bare step is traced with zeros in their place (and keeps them); the GAN gets its own back.
+    with_them, gan.diagnostics = gan.diagnostics, diagnostics.zeros
     try:
         bare = tf.function(gan.train_step, jit_compile=args.jit)
         bare_flops, _ = graph_flops(bare.get_concrete_function(batch).graph)
     finally:
-        gan_module._diagnostics = with_them
+        gan.diagnostics = with_them
     a, b = [], []
     for _ in range(args.warmup):
         bare(batch)["g_loss"].numpy()
@@ -233,24 +189,13 @@ def _diagnostics_cost(gan, step, batch, flops, args):
 def bench_official(args):
     import torch
 
-    sys.path.insert(0, os.path.abspath(args.official_dir))
-    import losses as official_losses
-    from models import biggan, dcgan, resnet
-    from models.gradnorm import penalty_normalize_gradient
+    official = common.Official(args.official_dir)
 
-    rss_after_import = _rss_mib("VmRSS")
+    rss_after_import = common.rss_mib("VmRSS")
 
-    archs = {
-        "dcgan.32": (dcgan.Generator32, dcgan.Discriminator32),
-        "dcgan.48": (dcgan.Generator48, dcgan.Discriminator48),
-        "resnet.32": (resnet.ResGenerator32, resnet.ResDiscriminator32),
-        "resnet.48": (resnet.ResGenerator48, resnet.ResDiscriminator48),
-        "biggan.32": (biggan.Generator32, biggan.Discriminator32),
-    }
     torch.manual_seed(0)
-    g_cls, d_cls = archs[args.arch]
-    G, D = g_cls(128, 10), d_cls(10)
-    loss_fn = {"hinge": official_losses.HingeLoss, "bce": official_losses.BCEWithLogits}[args.loss]()
+    G, D = official.models(args.arch)
+    loss_fn = official.loss(args.loss)
     opt_g = torch.optim.Adam(G.parameters(), lr=2e-4, betas=(0.0, 0.9))
     opt_d = torch.optim.Adam(D.parameters(), lr=2e-4, betas=(0.0, 0.9))
     size = int(args.arch.split(".")[1])
@@ -262,13 +207,9 @@ def bench_official(args):
     def apply(net_d, images, labels):
         kw = {"y": labels} if cond else {}
         if args.normalization == "pgn":
-            return penalty_normalize_gradient(net_d, images, **kw)
+            return official.pgn(net_d, images, **kw)
         if args.normalization == "gn":
-            images.requires_grad_(True)
-            f = net_d(images, **kw)
-            grad = torch.autograd.grad(f, [images], torch.ones_like(f), create_graph=True)[0]
-            norm = torch.norm(torch.flatten(grad, start_dim=1), p=2, dim=1).view(-1, 1)
-            return f / (norm + torch.abs(f))
+            return official.gn(net_d, images, **kw)
         return net_d(images, **kw)
 
     def critic():

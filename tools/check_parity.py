@@ -21,7 +21,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # oneDNN's CPU kernels accumulate float32 more accurately here than the
 # fallback ones (dcgan.32 generator gradients: ~0.03 vs ~0.8 of tolerance).
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from pgn_tf import parity
 

@@ -16,14 +16,13 @@ statistics) are checked, not only one step. Needs torch (not a dependency).
 
 import argparse
 import copy
-import functools
 import json
 import os
-import sys
-import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # as pgn_tf's commands set it
 
+import common
 import numpy as np
 
 
@@ -62,19 +61,18 @@ def main():
     import tensorflow as tf
     import torch
 
-    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-    from make_parity_fixture import _official
-
-    from pgn_tf import data, experiment, losses, models, optimizers, precision, torch_port, train_lib
+    from pgn_tf import data, losses, models, precision, torch_port, train_lib
+    from pgn_tf.config import RunConfig
 
     dtype = "float64" if args.float64 else "float32"
     torch.set_default_dtype(getattr(torch, dtype))
     precision.scope(dtype).__enter__()  # for the whole (one-shot) script
-    gens, crits, loss_fns, pgn = _official(os.path.abspath(args.official_dir))
+    official_code = common.Official(args.official_dir)
+    pgn = official_code.pgn
     if args.arch.startswith("biggan"):
         raise SystemExit("conditional models are not supported here")
     torch.manual_seed(args.seed)
-    G, D = gens[args.arch](128, 10), crits[args.arch](10)
+    G, D = official_code.models(args.arch)
     ema_G = copy.deepcopy(G)
     G.train(), D.train(), ema_G.train()
 
@@ -91,16 +89,14 @@ def main():
     torch_port.load_state_dict(g, {k: v.numpy() for k, v in G.state_dict().items()})
     torch_port.load_state_dict(d, {k: v.numpy() for k, v in D.state_dict().items()})
     queue = []  # the official run's latents, in the order our steps draw them
-    adam = functools.partial(optimizers.Adam, beta_1=args.beta1, beta_2=args.beta2, epsilon=1e-8)
-    config = train_lib.settings(
+    adam = common.adam(args.beta1, args.beta2)
+    config = RunConfig.make(
         dataset_fn=data.digits, generator_fn=lambda z_dim: g, critic_fn=lambda: d,
         loss_fn=lambda: losses.get(args.loss), d_optimizer=adam, g_optimizer=adam, lr_D=args.lr_D, lr_G=args.lr_G,
         total_steps=args.steps, lr_decay_start=args.steps, n_dis=n, batch_size_D=b, batch_size_G=bg,
         ema_decay=args.ema_decay, precision=dtype,
     )  # fmt: skip
-    gan = experiment.build(
-        config, tempfile.mkdtemp(), latents=lambda n, salt: (tf.constant(queue.pop(0), dtype), None)
-    ).gan
+    gan = train_lib.build_gan(config, latents=lambda n, salt: (tf.constant(queue.pop(0), dtype), None))
     gan.run_eagerly = True  # the latents come from a Python queue
 
     class OfficialLoop:
@@ -110,7 +106,7 @@ def main():
             self.G, self.D, self.ema_G = G, D, ema_G
             self.optim_G = torch.optim.Adam(G.parameters(), lr=args.lr_G, betas=(args.beta1, args.beta2))
             self.optim_D = torch.optim.Adam(D.parameters(), lr=args.lr_D, betas=(args.beta1, args.beta2))
-            self.loss_fn = loss_fns[args.loss]()
+            self.loss_fn = official_code.loss(args.loss)
 
         def step(self, real, zs_d, z_g):
             G, D = self.G, self.D

@@ -34,9 +34,9 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # as pgn_tf's commands set it
 
 PARTS = ("pull_real", "pull_fake", "denominator", "momentum")
 
@@ -102,8 +102,7 @@ def make_probe(gan):
         beta_1, beta_2, lr = float(opt.beta_1), float(opt.beta_2), tf.cast(opt.learning_rate, dtype)
         updates = {k: [] for k in (*PARTS, "full")}
         for i, var in enumerate(d_vars):
-            slot = opt._get_variable_index(var)
-            m, v, g = opt._momentums[slot], opt._velocities[slot], grads["full"][i]
+            (m, v), g = opt.moments(var), grads["full"][i]
             v_t = v + (tf.square(g) - v) * (1.0 - beta_2)
             p = lr / (1.0 - beta_1**t) / (tf.sqrt(v_t) / tf.sqrt(1.0 - beta_2**t) + opt.epsilon)
             for k in PARTS:
@@ -137,22 +136,23 @@ def analyse(gin_files, gin_params, start, end):
     import numpy as np
     import tensorflow as tf
 
-    from pgn_tf import experiment, normalization, train_lib
+    from pgn_tf import data, normalization, train_lib
     from pgn_tf.cli import parse_gin
     from pgn_tf.errors import ConfigError
 
     parse_gin(gin_files, gin_params)
-    config = train_lib.settings()
+    config = train_lib.settings()  # the user's gin files and bindings
     problem = unsupported(config.loop)
     if problem:
         raise ConfigError(problem)
-    with tempfile.TemporaryDirectory() as workdir:  # the Experiment names its folders; nothing is saved there
-        exp = experiment.build(config, workdir)
-    gan, loop = exp.gan, exp.config.loop
+    gan, loop = train_lib.build_gan(config), config.loop
+    dataset_fn = config.dataset_fn
+    if isinstance(dataset_fn, str):  # "folder:PATH" / "tfds:NAME", at the critic's side (as train_lib.build does)
+        dataset_fn = data.named(dataset_fn, gan.discriminator.critic.inputs[0].shape[1])
     critic, d_vars = gan.discriminator.critic, gan.discriminator.trainable_variables
     # G's BatchNorm statistics and an SN critic's u: the probe's calls in training mode move them.
     state = gan.generator.non_trainable_variables + critic.non_trainable_variables
-    batches = iter(exp.config.dataset_fn(batch_size=loop.batch_size_D, seed=loop.seed, start_step=0))
+    batches = iter(dataset_fn(batch_size=loop.batch_size_D, seed=loop.seed, start_step=0))
     train_step, probe = tf.function(gan.train_step), make_probe(gan)
     raw = tf.function(lambda x: tf.reduce_mean(normalization.call_critic(critic, x, None, False), axis=1))
     steps, worst = [], 0.0

@@ -20,46 +20,9 @@ tolerances.
 import argparse
 import importlib.util
 import os
-import sys
 
+import common
 import numpy as np
-
-
-def _official(official_dir):
-    sys.path.insert(0, official_dir)
-    import losses
-    from models import biggan, dcgan, resnet
-    from models.gradnorm import penalty_normalize_gradient
-
-    gens = {
-        "dcgan.32": dcgan.Generator32,
-        "dcgan.48": dcgan.Generator48,
-        "resnet.32": resnet.ResGenerator32,
-        "resnet.48": resnet.ResGenerator48,
-        "resnet.128": resnet.ResGenerator128,
-        "resnet.256": resnet.ResGenerator256,
-        "biggan.32": biggan.Generator32,
-    }
-    crits = {
-        "dcgan.32": dcgan.Discriminator32,
-        "dcgan.48": dcgan.Discriminator48,
-        "resnet.32": resnet.ResDiscriminator32,
-        "resnet.48": resnet.ResDiscriminator48,
-        "resnet.128": resnet.ResDiscriminator128,
-        "resnet.256": resnet.ResDiscriminator256,
-        "biggan.32": biggan.Discriminator32,
-    }
-    loss_fns = {"hinge": losses.HingeLoss, "bce": losses.BCEWithLogits, "wass": losses.Wasserstein}
-    return gens, crits, loss_fns, penalty_normalize_gradient
-
-
-def _gn(torch, net_d, x, **kw):
-    """GN as the GN-GAN code defines it (the same code with f in place of 1 - f)."""
-    x.requires_grad_(True)
-    f = net_d(x, **kw)
-    grad = torch.autograd.grad(f, [x], torch.ones_like(f), create_graph=True)[0]
-    norm = torch.norm(torch.flatten(grad, start_dim=1), p=2, dim=1).view(-1, 1)
-    return f / (norm + torch.abs(f))
 
 
 def make(args):
@@ -68,21 +31,15 @@ def make(args):
     spec = importlib.util.spec_from_file_location("parity_fixture", args.fixture_py)
     fixture = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(fixture)
-    gens, crits, loss_fns, pgn = _official(os.path.abspath(args.official_dir))
+    official = common.Official(args.official_dir)
+    pgn = official.pgn
     dtype = np.float64 if args.float64 else np.float32
     torch.set_default_dtype(torch.float64 if args.float64 else torch.float32)
     conditional = args.arch.startswith("biggan")
     size = int(args.arch.split(".")[1])
     z_dim = 128
 
-    def build(cls, *a):
-        try:
-            return cls(*a)
-        except TypeError:  # resnet.128/256 take z_dim only / nothing
-            return cls(*a[:-1])
-
-    G = build(gens[args.arch], z_dim, 10)
-    D = build(crits[args.arch], 10)
+    G, D = official.models(args.arch, z_dim, 10)
     G.train()
     D.train()
     state = {}
@@ -102,7 +59,7 @@ def make(args):
     y_np = rng.integers(0, 10, args.n).astype(np.int64)
     x, z, y = torch.from_numpy(x_np.astype(dtype)), torch.from_numpy(z_np.astype(dtype)), torch.from_numpy(y_np)
     kw = {"y": y} if conditional else {}
-    loss_fn = loss_fns[args.loss]()
+    loss_fn = official.loss(args.loss)
     out = {}
     with torch.no_grad():
         out["f_raw"] = D(x, **kw)
@@ -110,7 +67,7 @@ def make(args):
     f_hat = pgn(D, xr, **kw)
     out["f_hat_pgn"] = f_hat.detach()
     out["grad_x_sum_f_hat_pgn_nchw"] = torch.autograd.grad(f_hat.sum(), xr)[0]
-    out["f_hat_gn"] = _gn(torch, D, x.clone(), **kw).detach()
+    out["f_hat_gn"] = official.gn(D, x.clone(), **kw).detach()
     fake = G(z, y) if conditional else G(z)
     out["g_of_z_nchw"] = fake.detach()
     both_kw = {"y": torch.cat([y, y])} if conditional else {}
