@@ -68,6 +68,7 @@ def load_digits_classifier(cache_dir=None, seed=0, batch_size=500):
     (default $PGN_TF_CACHE or ~/.cache/pgn_tf) as a weights file, written
     atomically; later calls load it.
     """
+
     def fit(model):
         images, labels = digits_arrays(IMAGE_SIZE)
         x = images.astype(np.float32) / 127.5 - 1.0
