@@ -218,8 +218,8 @@ def run(suite_names, methods, seeds, out, steps=None, stream=None, save_samples_
                 f.writelines(json.dumps(r) + "\n" for r in rows)
             os.replace(path + ".tmp", path)
             progress.work -= step  # trained before this process: not in its rate
-            scoring = Scoring(suite, method, seed, n_steps, path, seconds_before, progress, stream)
-            scoring.npz_dir = workdir if save_samples_npz else None
+            npz_dir = workdir if save_samples_npz else None
+            scoring = Scoring(suite, method, seed, n_steps, path, seconds_before, progress, stream, npz_dir)
             # TensorBoard scalars (losses, diagnostics) at each evaluation, then the scoring; _resume has restored
             # the newest checkpoint that has a line.
             train_lib.run(built, reporting=_reporting(scoring, n_steps, suite.eval_every), checkpoint=None)
@@ -235,27 +235,16 @@ def code_version():
 
     import pgn_tf
 
-    where = os.path.dirname(os.path.abspath(pgn_tf.__file__))
+    def git(*args):
+        where = os.path.dirname(os.path.abspath(pgn_tf.__file__))
+        return subprocess.run(["git", *args], cwd=where, capture_output=True, text=True, check=True, timeout=30)
+
     try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short=12", "HEAD"],
-            cwd=where,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=30,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "."],
-            cwd=where,
-            capture_output=True,
-            text=True,
-            check=True,
-            timeout=30,
-        ).stdout.strip()
+        commit = git("rev-parse", "--short=12", "HEAD").stdout.strip()
+        dirty = git("status", "--porcelain", "--", ".").stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return f"pgn_tf {pgn_tf.__version__}"
-    return commit + ("+dirty" if dirty else "")  # fmt: skip
+    return commit + ("+dirty" if dirty else "")
 
 
 def _reporting(scoring, n_steps, every):
@@ -284,13 +273,13 @@ class Scoring(keras.callbacks.Callback):
     and the run's epochs are eval_every steps long (log_every), starting at an evaluation.
     """
 
-    def __init__(self, suite, method, seed, n_steps, path, seconds_before, progress, stream):
+    def __init__(self, suite, method, seed, n_steps, path, seconds_before, progress, stream, npz_dir=None):
         super().__init__()
         self.suite, self.method, self.seed, self.n_steps, self.path = suite, method, seed, n_steps, path
         self.scorer = Scorer(suite, seed)
         self.t0 = time.perf_counter() - seconds_before
         self.progress, self.stream = progress, stream
-        self.samples, self.last, self.npz_dir = None, None, None
+        self.samples, self.last, self.npz_dir = None, None, npz_dir
         self.code = code_version()
 
     def on_train_begin(self, logs=None):
