@@ -304,5 +304,6 @@ def test_stacked_mnist_reads_real_digits_per_channel_and_saves_its_samples(tmp_p
     assert rows[-1]["suite"] == "stacked_mnist" and 1 <= rows[-1]["modes"] <= 50 and rows[-1]["kl"] > 0
     saved = np.load(tmp_path / "runs" / "stacked_mnist_gn_seed0" / "samples_2.npz")["images"]
     assert saved.shape == (50, 32, 32, 3) and saved.dtype == np.uint8
-    real = run.real_scores(small, seed=0)  # the ceiling: real against real
-    assert real["modes"] >= 45 and real["coverage"] > rows[-1]["coverage"]
+    real = run.real_rows(small, [0], 2)  # the ceiling: real against real, a row of the table
+    assert real[0]["method"] == "real data" and real[0]["modes"] >= 45 and real[0]["coverage"] > rows[-1]["coverage"]
+    assert "| real data | 1 | 2 |" in report.summary(rows + real)

@@ -351,6 +351,15 @@ def real_scores(suite, seed):
     return {**metrics.stacked_metrics(triples), **diversity.scores(scorer.real, features, *radii)}
 
 
+def real_rows(suite, seeds, step):
+    """The summary's "real data" rows of a stacked suite: `real_scores` per seed, at the table's step."""
+    return [
+        {"suite": suite.name, "method": "real data", "seed": seed, "step": step, **dict(suite.variant),
+         **real_scores(suite, seed), "hq": None, "seconds": 0.0}
+        for seed in seeds
+    ]  # fmt: skip
+
+
 def save_samples(out, suite, method, seed, samples):
     """The last evaluation's samples: [N, 2] as .npy (mixtures), a 64-image grid as .png (stacked digits)."""
     base = os.path.join(out, "samples", f"{suite}_{method}_seed{seed}")
