@@ -92,6 +92,15 @@ def _optional_path(name, value):
         raise ConfigError(f"{GIN_ROOT}.{name} must be a path or None, got {_kind(value)}.")
 
 
+def _shift(name, value):
+    from pgn_tf.normalization import UNIT_SHIFT, check_shift
+
+    try:
+        check_shift(value)
+    except ValueError:
+        raise ConfigError(f'{GIN_ROOT}.{name} must be a number >= 0 or "{UNIT_SHIFT}", got {_kind(value)}.') from None
+
+
 def _flag(name, value):
     if not isinstance(value, bool):
         raise ConfigError(f"{GIN_ROOT}.{name} must be True or False, got {_kind(value)}.")
@@ -120,6 +129,9 @@ class LoopConfig(_Checked):
       hold_denominator: an ablation for PGN and GN, off in the method: the
         denominator's norm enters f_hat as a constant, so the losses get no
         gradient through it (`normalization.normalize(hold=True)`).
+      shift: PGN's constant c in ||c * 1 - grad_x f||: 1.0 is the paper's
+        (the default, the official formula); a number >= 0 or "unit"
+        (1 / sqrt(d)) is a variant beyond the paper (docs/models.md).
       num_classes: class count of a conditional model; None otherwise.
       n_dis: critic steps per outer step, each on the next batch_size_D real
         images of the outer step's batch and a fresh batch of fakes.
@@ -142,6 +154,7 @@ class LoopConfig(_Checked):
     penalty: str | None = field(default=None, metadata={"check": _choice((None, *penalties.PENALTIES))})
     penalty_weight: float = field(default=10.0, metadata={"check": _number(0)})
     hold_denominator: bool = field(default=False, metadata={"check": _flag})
+    shift: float | str = field(default=1.0, metadata={"check": _shift})
     num_classes: int | None = field(default=None, metadata={"check": _integer(1, optional=True)})
     n_dis: int = field(default=1, metadata={"check": _integer(1)})
     batch_size_D: int = field(default=64, metadata={"check": _integer(1)})
@@ -169,6 +182,11 @@ class LoopConfig(_Checked):
 
     def __post_init__(self):
         super().__post_init__()
+        if self.shift != 1.0 and self.normalization != "pgn":
+            raise ConfigError(
+                f'{GIN_ROOT}.shift = {self.shift!r} is PGN\'s constant: it needs normalization "pgn", '
+                f"not {self.normalization!r}."
+            )
         if self.hold_denominator and self.critic_mode == "none":
             raise ConfigError(
                 f'{GIN_ROOT}.hold_denominator = True needs a denominator: normalization "pgn" or "gn", '

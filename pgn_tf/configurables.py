@@ -45,6 +45,7 @@ def settings(
     penalty=None,
     penalty_weight=10.0,
     hold_denominator=False,
+    shift=1.0,
     num_classes=None,
     total_steps=200_000,
     batch_size_D=64,

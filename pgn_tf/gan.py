@@ -117,7 +117,7 @@ class PGNGAN(keras.Model):
         self.loop = loop or LoopConfig()
         self.generator = generator
         self.discriminator = PGNDiscriminator(
-            critic, mode=self.loop.critic_mode, hold_denominator=self.loop.hold_denominator
+            critic, mode=self.loop.critic_mode, hold_denominator=self.loop.hold_denominator, shift=self.loop.shift
         )
         self.ema_generator = keras.models.clone_model(generator)
         self.ema_generator.set_weights(generator.get_weights())

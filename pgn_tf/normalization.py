@@ -1,5 +1,6 @@
 """Penalty gradient normalization (PGN), gradient normalization (GN) and PGNDiscriminator."""
 
+import math
 from typing import NamedTuple
 
 import keras
@@ -12,6 +13,18 @@ from pgn_tf.models.layers import walk_layers
 EPS = 1e-12
 
 MODES = ("pgn", "gn", "none")
+# PGN's constant vector c * 1 in ||c * 1 - grad_x f||: c = 1 is the paper's (the default); "unit" is
+# c = 1 / sqrt(d), a unit vector; any c >= 0 (c = 0 is GN applied to 1 - f). Variants beyond the paper.
+UNIT_SHIFT = "unit"
+
+
+def check_shift(shift):
+    """Raises ValueError unless shift is a number >= 0 (not a bool) or "unit"."""
+    ok = shift == UNIT_SHIFT or (
+        isinstance(shift, (int, float)) and not isinstance(shift, bool) and math.isfinite(shift) and shift >= 0
+    )
+    if not ok:
+        raise ValueError(f'shift must be a number >= 0 or "{UNIT_SHIFT}", got {shift!r}.')
 
 
 class Normalized(NamedTuple):
@@ -58,11 +71,12 @@ def per_sample_norm(t, eps):
     return tf.sqrt(tf.reduce_sum(tf.square(t), axis=axes) + eps)
 
 
-def normalize(critic, x, labels=None, mode="pgn", training=None, eps=EPS, frozen=False, hold=False):
+def normalize(critic, x, labels=None, mode="pgn", training=None, eps=EPS, frozen=False, hold=False, shift=1.0):
     """Applies a critic to x through PGN, GN or nothing.
 
         PGN: f_hat = (1 - f) / (||1 - grad_x f||_2 + |1 - f|)
         GN:  f_hat = f / (||grad_x f||_2 + |f|)
+        PGN with shift c (a variant): f_hat = (1 - f) / (||c * 1 - grad_x f||_2 + |1 - f|)
 
     grad_x f is the per-sample gradient of f with respect to its input (one
     inner tape; samples must be independent, so no BatchNorm in the critic),
@@ -89,12 +103,17 @@ def normalize(critic, x, labels=None, mode="pgn", training=None, eps=EPS, frozen
       hold: an ablation, not the method: the denominator's norm enters f_hat
         as a constant (tf.stop_gradient), so losses on f_hat get no gradient
         through it (the double-backprop term). f_hat's value is the same.
+      shift: PGN's constant c: 1.0 (the paper's; this path is the official
+        formula, unchanged), any number >= 0, or "unit" (c = 1 / sqrt(d), d
+        the input size, so that the constant vector has norm 1). Not the
+        method: a variant (docs/models.md, "PGN variants").
 
     Returns:
       A `Normalized` (f_hat, f, grad_norm, input_grad_norm, ones_cos).
     """
     if mode not in MODES:
         raise ValueError(f"Unknown normalization mode {mode!r}; expected one of {MODES}.")
+    check_shift(shift)
     x = tf.convert_to_tensor(x)
     if mode == "none":
         f = tf.cast(call_critic(critic, x, labels, training), x.dtype)
@@ -114,7 +133,11 @@ def normalize(critic, x, labels=None, mode="pgn", training=None, eps=EPS, frozen
     input_grad_norm = per_sample_norm(grad, eps)
     ones_cos = tf.reduce_sum(grad, axis=axes) / (tf.sqrt(d) * input_grad_norm)
     if mode == "pgn":
-        grad_norm = per_sample_norm(1.0 - grad, eps)
+        if shift == 1.0:
+            grad_norm = per_sample_norm(1.0 - grad, eps)  # the official formula, exactly
+        else:
+            c = 1.0 / tf.sqrt(d) if shift == UNIT_SHIFT else tf.constant(shift, x.dtype)
+            grad_norm = per_sample_norm(c - grad, eps)
         num = 1.0 - f
     else:
         grad_norm = input_grad_norm
@@ -174,13 +197,14 @@ class PGNDiscriminator(keras.Model):
         gradient of sum(f) is no longer each sample's own gradient).
     """
 
-    def __init__(self, critic, mode="pgn", eps=EPS, hold_denominator=False, **kwargs):
+    def __init__(self, critic, mode="pgn", eps=EPS, hold_denominator=False, shift=1.0, **kwargs):
         # Under a mixed-precision policy the critic computes in (b)float16; the wrapper (its input
         # gradient, norm and division) keeps the variables' dtype, so it is not the policy's compute dtype.
         kwargs.setdefault("dtype", keras.config.dtype_policy().variable_dtype)
         super().__init__(**kwargs)
         if mode not in MODES:
             raise ValueError(f"Unknown normalization mode {mode!r}; expected one of {MODES}.")
+        check_shift(shift)
         coupled = _batch_coupling_layers(critic)
         if coupled:
             raise ValueError(
@@ -192,6 +216,7 @@ class PGNDiscriminator(keras.Model):
         self.mode = mode
         self.eps = eps
         self.hold_denominator = hold_denominator  # the ablation `normalize(hold=True)`; False is the method
+        self.shift = shift  # PGN's constant c (`normalize`); 1.0 is the method
         self.built = True  # no weights of its own; the critic is built
 
     def call(self, inputs, labels=None, training=None):
@@ -199,7 +224,9 @@ class PGNDiscriminator(keras.Model):
 
     def normalize(self, x, labels=None, training=None, frozen=False):
         """Returns `Normalized(f_hat, f, grad_norm, input_grad_norm, ones_cos)` for monitoring; see `normalize`."""
-        return normalize(self.critic, x, labels, self.mode, training, self.eps, frozen, self.hold_denominator)
+        return normalize(
+            self.critic, x, labels, self.mode, training, self.eps, frozen, self.hold_denominator, self.shift
+        )
 
     def get_config(self):
         config = super().get_config()
@@ -208,6 +235,7 @@ class PGNDiscriminator(keras.Model):
             mode=self.mode,
             eps=self.eps,
             hold_denominator=self.hold_denominator,
+            shift=self.shift,
         )
         return config
 
