@@ -74,11 +74,11 @@ class StepLogger(keras.callbacks.Callback):
             for key, value in {**logs, **lrs, "steps_per_sec": rate}.items():
                 tf.summary.scalar(tag(key), value)
         self.writer.flush()
+        if self.stream is None:
+            return
         loop = self.model.loop
         keys = ["d_loss", "g_loss"] + ["cr_loss"] * (loop.cr > 0) + ["penalty"] * bool(loop.penalty)
         shown = " ".join(f"{k} {logs[k]:.4f}" for k in keys + ["f_hat_mean", "accuracy"] if k in logs)
-        if self.stream is None:
-            return
         print(
             f"step {step}/{self.total_steps} {shown} | {rate:.2f} steps/s ETA {time.strftime('%H:%M:%S', time.gmtime(eta))}",
             file=self.stream,

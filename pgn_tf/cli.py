@@ -1,17 +1,11 @@
-"""What the command-line tools share: gin parsing and one-line errors (exit code 2) for bad input."""
+"""What the command-line tools share: gin parsing (`gin_files`), one-line errors and their exit codes."""
 
-import glob
-import logging as std_logging
-import os
-import re
 import sys
 
 from absl import app, flags, logging
 
-from pgn_tf.errors import UsageError, UserError, first_line
-
-# Installed with the package; the repository's top-level gin_configs/ is a link to it.
-CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "gin_configs")
+from pgn_tf.errors import UsageError, UserError, first_line  # noqa: F401  (UsageError: the commands raise it)
+from pgn_tf.gin_files import CONFIG_DIR, operative_config, parse_gin  # noqa: F401  (the commands' gin parsing)
 
 
 def user_errors():
@@ -19,47 +13,33 @@ def user_errors():
     return (UserError,)
 
 
-def parse_gin(files, params):
-    """Parses gin files (paths, or names in gin_configs/) and bindings.
+def report_failure(e):
+    """Prints the one line for an exception a run can end with and returns its exit code; None for any other.
 
-    Raises:
-      UsageError: a missing file or a binding gin cannot parse or place.
+    Preempted: its line, 143 / 130; Diverged: 3; a user error (bad input, a busy workdir): 2; a full disk: 4.
     """
-    import gin
+    from pgn_tf import faults
 
-    from pgn_tf import configurables  # noqa: F401  (registers every configurable and the gin root)
-
-    gin.add_config_file_search_path(CONFIG_DIR)
-    resolved = []
-    for path in files:
-        if not os.path.isfile(path):
-            if not os.path.isfile(os.path.join(CONFIG_DIR, path)):
-                raise UsageError(f"gin file {path} does not exist (the shipped configs are in {CONFIG_DIR}).")
-            path = os.path.join(CONFIG_DIR, path)
-        resolved.append(path)
-    # gin logs every place it looks for an included file (to Python's root logger, which absl's handler takes
-    # over under app.run); keep that out of the run's output either way.
-    verbosity, root_level = logging.get_verbosity(), std_logging.getLogger().level
-    logging.set_verbosity(logging.FATAL)
-    std_logging.getLogger().setLevel(std_logging.CRITICAL)
-    try:
-        gin.parse_config_files_and_bindings(resolved, params)
-    except (ValueError, KeyError, SyntaxError, TypeError, OSError) as e:
-        raise UsageError(f"bad gin config: {first_line(e)}") from None
-    finally:
-        logging.set_verbosity(verbosity)
-        std_logging.getLogger().setLevel(root_level)
-
-
-def operative_config(workdir):
-    """The run's newest operative config (operative_config.<step>.gin after a resume with other bindings)."""
-    numbered = glob.glob(os.path.join(workdir, "operative_config.*.gin"))
-    if numbered:
-        return max(numbered, key=lambda p: int(re.findall(r"\.(\d+)\.gin$", p)[0]))
-    path = os.path.join(workdir, "operative_config.gin")
-    if not os.path.isfile(path):
-        raise UsageError(f"{workdir} has no operative_config.gin; is it a training workdir (--workdir)?")
-    return path
+    if isinstance(e, faults.Preempted):
+        print(first_line(e), file=sys.stderr, flush=True)
+        return e.exit_code
+    if isinstance(e, faults.Diverged):
+        code, line = faults.EXIT_DIVERGED, first_line(e)
+    elif isinstance(e, user_errors()):
+        code, line = 2, first_line(e)
+    elif faults.is_disk_full(e):  # a checkpoint (faults.DiskFull), or events, samples, eval.jsonl
+        code = faults.EXIT_DISK_FULL
+        line = (
+            first_line(e)
+            if isinstance(e, faults.DiskFull)
+            else f"no space left on the device ({first_line(e)[:160]}); the saved checkpoints are intact. "
+            "Free some space and run the same command to resume"
+        )
+        line += "."
+    else:
+        return None
+    print(f"error: {line}", file=sys.stderr, flush=True)
+    return code
 
 
 def start(run_fn):

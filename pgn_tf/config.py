@@ -19,7 +19,7 @@ import numpy as np
 from pgn_tf import penalties
 from pgn_tf.errors import ConfigError
 from pgn_tf.eval import evaluator
-from pgn_tf.eval.inception import load_inception
+from pgn_tf.normalization import UNIT, check_constant
 from pgn_tf.optimizers import Adam
 from pgn_tf.precision import PRECISIONS
 
@@ -92,18 +92,23 @@ def _optional_path(name, value):
         raise ConfigError(f"{GIN_ROOT}.{name} must be a path or None, got {_kind(value)}.")
 
 
-def _shift(name, value):
-    from pgn_tf.normalization import UNIT_SHIFT, check_shift
-
+def _pgn_constant(name, value):
     try:
-        check_shift(value)
+        check_constant(value)
     except ValueError:
-        raise ConfigError(f'{GIN_ROOT}.{name} must be a number >= 0 or "{UNIT_SHIFT}", got {_kind(value)}.') from None
+        raise ConfigError(f'{GIN_ROOT}.{name} must be a number >= 0 or "{UNIT}", got {_kind(value)}.') from None
 
 
 def _flag(name, value):
     if not isinstance(value, bool):
         raise ConfigError(f"{GIN_ROOT}.{name} must be True or False, got {_kind(value)}.")
+
+
+def inception_features():
+    """The default feature network, Inception (`eval.inception.load_inception`), loaded when an evaluation is due."""
+    from pgn_tf.eval.inception import load_inception
+
+    return load_inception()
 
 
 class _Checked:
@@ -129,7 +134,7 @@ class LoopConfig(_Checked):
       hold_denominator: an ablation for PGN and GN, off in the method: the
         denominator's norm enters f_hat as a constant, so the losses get no
         gradient through it (`normalization.normalize(hold=True)`).
-      shift: PGN's constant c in ||c * 1 - grad_x f||: 1.0 is the paper's
+      pgn_constant: PGN's constant c in ||c * 1 - grad_x f||: 1.0 is the paper's
         (the default, the official formula); a number >= 0 or "unit"
         (1 / sqrt(d)) is a variant beyond the paper (docs/models.md).
       num_classes: class count of a conditional model; None otherwise.
@@ -154,7 +159,7 @@ class LoopConfig(_Checked):
     penalty: str | None = field(default=None, metadata={"check": _choice((None, *penalties.PENALTIES))})
     penalty_weight: float = field(default=10.0, metadata={"check": _number(0)})
     hold_denominator: bool = field(default=False, metadata={"check": _flag})
-    shift: float | str = field(default=1.0, metadata={"check": _shift})
+    pgn_constant: float | str = field(default=1.0, metadata={"check": _pgn_constant})
     num_classes: int | None = field(default=None, metadata={"check": _integer(1, optional=True)})
     n_dis: int = field(default=1, metadata={"check": _integer(1)})
     batch_size_D: int = field(default=64, metadata={"check": _integer(1)})
@@ -182,9 +187,9 @@ class LoopConfig(_Checked):
 
     def __post_init__(self):
         super().__post_init__()
-        if self.shift != 1.0 and self.normalization != "pgn":
+        if self.pgn_constant != 1.0 and self.normalization != "pgn":
             raise ConfigError(
-                f'{GIN_ROOT}.shift = {self.shift!r} is PGN\'s constant: it needs normalization "pgn", '
+                f'{GIN_ROOT}.pgn_constant = {self.pgn_constant!r} needs normalization "pgn", '
                 f"not {self.normalization!r}."
             )
         if self.hold_denominator and self.critic_mode == "none":
@@ -266,7 +271,7 @@ class RunConfig(_Checked):
     eval_every: int = field(default=5000, metadata={"check": _integer(1)})
     save_every: int = field(default=5000, metadata={"check": _integer(1)})
     num_images: int = field(default=50_000, metadata={"check": _integer(1)})
-    feature_fn: Callable = field(default=load_inception, metadata={"check": _component})
+    feature_fn: Callable = field(default=inception_features, metadata={"check": _component})
     fid_stats: str | None = field(default=None, metadata={"check": _optional_path})
     best_by: str = field(default="FID", metadata={"check": _choice(evaluator.BEST_BY)})
     metrics: tuple = field(default=evaluator.METRICS, metadata={"check": _subset(evaluator.METRICS)})
@@ -287,11 +292,6 @@ class RunConfig(_Checked):
           errors.ConfigError: a setting of the wrong type or out of range.
           TypeError: an unknown setting, or a component (dataset_fn, generator_fn, critic_fn, loss_fn) missing.
         """
-        return cls.from_settings(settings)
-
-    @classmethod
-    def from_settings(cls, settings):
-        """A RunConfig from one flat {name: value} of every setting (the gin root's arguments); checks them all."""
         loop_names = {f.name for f in dataclasses.fields(LoopConfig)}
         unknown = set(settings) - loop_names - {f.name for f in dataclasses.fields(cls)}
         if unknown:

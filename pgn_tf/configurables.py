@@ -13,7 +13,7 @@ import keras
 
 from pgn_tf import data, losses, optimizers
 from pgn_tf.config import GIN_ROOT, RunConfig
-from pgn_tf.eval import digits_classifier, inception, mnist_classifier
+from pgn_tf.eval import digits_classifier, evaluator, inception, mnist_classifier
 from pgn_tf.models import biggan, dcgan, resnet
 
 # external_configurable returns a configurable copy and leaves the original alone: the gin root's defaults
@@ -45,7 +45,7 @@ def settings(
     penalty=None,
     penalty_weight=10.0,
     hold_denominator=False,
-    shift=1.0,
+    pgn_constant=1.0,
     num_classes=None,
     total_steps=200_000,
     batch_size_D=64,
@@ -66,7 +66,7 @@ def settings(
     feature_fn=load_inception,
     fid_stats=None,
     best_by="FID",
-    metrics=("IS", "FID", "KID", "precision", "recall", "density", "coverage"),
+    metrics=evaluator.METRICS,
     log_every=100,
     seed=0,
     jit_compile=False,

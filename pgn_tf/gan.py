@@ -117,7 +117,10 @@ class PGNGAN(keras.Model):
         self.loop = loop or LoopConfig()
         self.generator = generator
         self.discriminator = PGNDiscriminator(
-            critic, mode=self.loop.critic_mode, hold_denominator=self.loop.hold_denominator, shift=self.loop.shift
+            critic,
+            mode=self.loop.critic_mode,
+            hold_denominator=self.loop.hold_denominator,
+            constant=self.loop.pgn_constant,
         )
         self.ema_generator = keras.models.clone_model(generator)
         self.ema_generator.set_weights(generator.get_weights())
@@ -318,10 +321,14 @@ class PGNGAN(keras.Model):
         official train_ddp.py does) and their gradients are summed.
 
         A relativistic loss (`losses.GANLoss.relativistic`, e.g. rpgan) pairs
-        fake i with row i of `real` (this replica's real images of the outer
-        step, cycled when fewer than batch_size; labels real_y): the critic's
-        output on them enters the loss as a constant (no gradient reaches G
-        through it). Other losses ignore `real`.
+        fake i of the global batch_size_G with real floor(i * batch_size_D /
+        batch_size_G) of the outer step's first critic slice (each real twice
+        when batch_size_G = 2 batch_size_D, as the paper rows have it); the
+        critic's output on them enters the loss as a constant (no gradient
+        reaches G through it). `real` (labels real_y) is this replica's share
+        of the outer step's real images; replica r's fakes and first-slice
+        reals are rows r * g.. and r * b.. of the global ones, so every replica
+        pairs what one device pairs. Other losses ignore `real`.
         """
         loop = self.loop
         z, y = self.latents(batch_size, 4 * loop.n_dis)
@@ -329,7 +336,8 @@ class PGNGAN(keras.Model):
         if self.loss_fn.relativistic:
             if real is None:
                 raise ValueError(f"the {self.loss_fn.name} loss pairs fakes with reals: pass the step's real images.")
-            rows = tf.range(batch_size) % tf.shape(real)[0]
+            b = loop.batch_size_D // self._replicas()[1]  # this replica's rows of the first critic slice
+            rows = tf.range(batch_size) * b // batch_size
             partners = (tf.gather(real, rows), None if real_y is None else tf.gather(real_y, rows))
         g_vars = self.generator.trainable_variables
         m = batch_size // loop.accumulation

@@ -6,7 +6,7 @@ from typing import NamedTuple
 import keras
 import tensorflow as tf
 
-from pgn_tf.models.layers import walk_layers
+from pgn_tf.layer_walk import walk_layers
 
 # Added under the square root of every norm so that its gradient stays finite
 # at 0 (tf.norm's is NaN there) and f = 1 with grad = 1 gives f_hat = 0.
@@ -15,16 +15,19 @@ EPS = 1e-12
 MODES = ("pgn", "gn", "none")
 # PGN's constant vector c * 1 in ||c * 1 - grad_x f||: c = 1 is the paper's (the default); "unit" is
 # c = 1 / sqrt(d), a unit vector; any c >= 0 (c = 0 is GN applied to 1 - f). Variants beyond the paper.
-UNIT_SHIFT = "unit"
+UNIT = "unit"
 
 
-def check_shift(shift):
-    """Raises ValueError unless shift is a number >= 0 (not a bool) or "unit"."""
-    ok = shift == UNIT_SHIFT or (
-        isinstance(shift, (int, float)) and not isinstance(shift, bool) and math.isfinite(shift) and shift >= 0
+def check_constant(constant):
+    """Raises ValueError unless constant is a number >= 0 (not a bool) or "unit"."""
+    ok = constant == UNIT or (
+        isinstance(constant, (int, float))
+        and not isinstance(constant, bool)
+        and math.isfinite(constant)
+        and constant >= 0
     )
     if not ok:
-        raise ValueError(f'shift must be a number >= 0 or "{UNIT_SHIFT}", got {shift!r}.')
+        raise ValueError(f'PGN\'s constant must be a number >= 0 or "{UNIT}", got {constant!r}.')
 
 
 class Normalized(NamedTuple):
@@ -71,12 +74,12 @@ def per_sample_norm(t, eps):
     return tf.sqrt(tf.reduce_sum(tf.square(t), axis=axes) + eps)
 
 
-def normalize(critic, x, labels=None, mode="pgn", training=None, eps=EPS, frozen=False, hold=False, shift=1.0):
+def normalize(critic, x, labels=None, mode="pgn", training=None, eps=EPS, frozen=False, hold=False, constant=1.0):
     """Applies a critic to x through PGN, GN or nothing.
 
         PGN: f_hat = (1 - f) / (||1 - grad_x f||_2 + |1 - f|)
         GN:  f_hat = f / (||grad_x f||_2 + |f|)
-        PGN with shift c (a variant): f_hat = (1 - f) / (||c * 1 - grad_x f||_2 + |1 - f|)
+        PGN with constant c (a variant): f_hat = (1 - f) / (||c * 1 - grad_x f||_2 + |1 - f|)
 
     grad_x f is the per-sample gradient of f with respect to its input (one
     inner tape; samples must be independent, so no BatchNorm in the critic),
@@ -103,7 +106,7 @@ def normalize(critic, x, labels=None, mode="pgn", training=None, eps=EPS, frozen
       hold: an ablation, not the method: the denominator's norm enters f_hat
         as a constant (tf.stop_gradient), so losses on f_hat get no gradient
         through it (the double-backprop term). f_hat's value is the same.
-      shift: PGN's constant c: 1.0 (the paper's; this path is the official
+      constant: PGN's constant c: 1.0 (the paper's; this path is the official
         formula, unchanged), any number >= 0, or "unit" (c = 1 / sqrt(d), d
         the input size, so that the constant vector has norm 1). Not the
         method: a variant (docs/models.md, "PGN variants").
@@ -113,7 +116,7 @@ def normalize(critic, x, labels=None, mode="pgn", training=None, eps=EPS, frozen
     """
     if mode not in MODES:
         raise ValueError(f"Unknown normalization mode {mode!r}; expected one of {MODES}.")
-    check_shift(shift)
+    check_constant(constant)
     x = tf.convert_to_tensor(x)
     if mode == "none":
         f = tf.cast(call_critic(critic, x, labels, training), x.dtype)
@@ -133,10 +136,10 @@ def normalize(critic, x, labels=None, mode="pgn", training=None, eps=EPS, frozen
     input_grad_norm = per_sample_norm(grad, eps)
     ones_cos = tf.reduce_sum(grad, axis=axes) / (tf.sqrt(d) * input_grad_norm)
     if mode == "pgn":
-        if shift == 1.0:
+        if constant == 1.0:
             grad_norm = per_sample_norm(1.0 - grad, eps)  # the official formula, exactly
         else:
-            c = 1.0 / tf.sqrt(d) if shift == UNIT_SHIFT else tf.constant(shift, x.dtype)
+            c = 1.0 / tf.sqrt(d) if constant == UNIT else tf.constant(constant, x.dtype)
             grad_norm = per_sample_norm(c - grad, eps)
         num = 1.0 - f
     else:
@@ -197,14 +200,16 @@ class PGNDiscriminator(keras.Model):
         gradient of sum(f) is no longer each sample's own gradient).
     """
 
-    def __init__(self, critic, mode="pgn", eps=EPS, hold_denominator=False, shift=1.0, **kwargs):
+    def __init__(self, critic, mode="pgn", eps=EPS, hold_denominator=False, constant=1.0, **kwargs):
         # Under a mixed-precision policy the critic computes in (b)float16; the wrapper (its input
         # gradient, norm and division) keeps the variables' dtype, so it is not the policy's compute dtype.
         kwargs.setdefault("dtype", keras.config.dtype_policy().variable_dtype)
         super().__init__(**kwargs)
         if mode not in MODES:
             raise ValueError(f"Unknown normalization mode {mode!r}; expected one of {MODES}.")
-        check_shift(shift)
+        check_constant(constant)
+        if constant != 1.0 and mode != "pgn":
+            raise ValueError(f"PGN's constant {constant!r} needs mode 'pgn', not {mode!r}.")
         coupled = _batch_coupling_layers(critic)
         if coupled:
             raise ValueError(
@@ -216,7 +221,7 @@ class PGNDiscriminator(keras.Model):
         self.mode = mode
         self.eps = eps
         self.hold_denominator = hold_denominator  # the ablation `normalize(hold=True)`; False is the method
-        self.shift = shift  # PGN's constant c (`normalize`); 1.0 is the method
+        self.constant = constant  # PGN's constant c (`normalize`); 1.0 is the method
         self.built = True  # no weights of its own; the critic is built
 
     def call(self, inputs, labels=None, training=None):
@@ -225,7 +230,7 @@ class PGNDiscriminator(keras.Model):
     def normalize(self, x, labels=None, training=None, frozen=False):
         """Returns `Normalized(f_hat, f, grad_norm, input_grad_norm, ones_cos)` for monitoring; see `normalize`."""
         return normalize(
-            self.critic, x, labels, self.mode, training, self.eps, frozen, self.hold_denominator, self.shift
+            self.critic, x, labels, self.mode, training, self.eps, frozen, self.hold_denominator, self.constant
         )
 
     def get_config(self):
@@ -235,7 +240,7 @@ class PGNDiscriminator(keras.Model):
             mode=self.mode,
             eps=self.eps,
             hold_denominator=self.hold_denominator,
-            shift=self.shift,
+            constant=self.constant,
         )
         return config
 

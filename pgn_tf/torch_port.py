@@ -20,7 +20,8 @@ from typing import NamedTuple
 import keras
 import numpy as np
 
-from pgn_tf.models.layers import SNEmbedding, SpectralNorm, walk_layers
+from pgn_tf.layer_walk import walk_layers
+from pgn_tf.models.layers import SNEmbedding, SpectralNorm
 
 # Entries in official state_dicts that have no Keras counterpart.
 IGNORED_SUFFIXES = ("num_batches_tracked",)

@@ -13,7 +13,7 @@ import sys
 
 from absl import flags
 
-from pgn_tf.cli import UsageError, first_line, parse_gin, start, user_errors
+from pgn_tf.cli import UsageError, first_line, parse_gin, report_failure, start
 
 GIN_FILES = flags.DEFINE_multi_string("gin_file", [], "Gin config files, applied in order.")
 GIN_PARAMS = flags.DEFINE_multi_string("gin_param", [], "Gin bindings, e.g. 'train_and_evaluate.total_steps=100'.")
@@ -47,7 +47,7 @@ def run(gin_files, gin_params, workdir, strategy="default", cpu_replicas=None):
         except distribute.StrategyError as e:
             raise UsageError(first_line(e)) from None
         parse_gin(gin_files, gin_params)
-        from pgn_tf import faults, train_lib
+        from pgn_tf import train_lib
         from pgn_tf.workdir import claimed
 
         try:
@@ -56,26 +56,10 @@ def run(gin_files, gin_params, workdir, strategy="default", cpu_replicas=None):
                 if distribute.is_chief(dist):
                     print(_header(gin_files, gin_params, workdir, strategy, dist, config.precision), flush=True)
                 built = train_lib.run(train_lib.build(config, workdir, dist))
-        except faults.Preempted as e:
-            print(first_line(e), file=sys.stderr, flush=True)
-            return e.exit_code
-        except faults.Diverged as e:
-            print(f"error: {first_line(e)}", file=sys.stderr, flush=True)
-            return faults.EXIT_DIVERGED
-        except user_errors() as e:
-            raise UsageError(first_line(e)) from None
         except Exception as e:
-            if faults.is_disk_full(e):  # a checkpoint (faults.DiskFull), or events, samples, eval.jsonl
-                what = (
-                    first_line(e)
-                    if isinstance(e, faults.DiskFull)
-                    else (
-                        f"no space left on the device ({first_line(e)[:160]}); the saved checkpoints are intact. "
-                        "Free some space and run the same command to resume"
-                    )
-                )
-                print(f"error: {what}.", file=sys.stderr, flush=True)
-                return faults.EXIT_DISK_FULL
+            code = report_failure(e)  # preempted, diverged, bad input, a full disk: one line, its exit code
+            if code is not None:
+                return code
             # Unbound REQUIRED parameters and mistyped values surface when gin calls the function.
             if isinstance(e, (ValueError, TypeError)) and ("gin" in str(e) or "REQUIRED" in str(e)):
                 raise UsageError(f"bad gin config: {first_line(e)}") from None

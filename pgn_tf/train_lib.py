@@ -21,12 +21,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from pgn_tf import callbacks, cli, data, distribute, faults, precision
+from pgn_tf import callbacks, data, distribute, faults, precision
 from pgn_tf.checkpoints import Checkpoints
 from pgn_tf.configurables import settings
-from pgn_tf.errors import ConfigError, UsageError, first_line
+from pgn_tf.errors import ConfigError, UsageError, UserError, first_line
 from pgn_tf.eval import evaluator
 from pgn_tf.gan import PGNGAN
+from pgn_tf.gin_files import operative_config, parse_gin
 from pgn_tf.optimizers import LinearDecay
 from pgn_tf.workdir import claimed
 
@@ -100,13 +101,13 @@ def _optimizers(config):
     return d_opt, g_opt
 
 
-def build_gan(config, strategy=None, latents=None, diagnostics=None):
+def build_gan(config, strategy=None, latents=None):
     """The compiled PGNGAN of a config, its optimizers built; touches no file.
 
     Args:
       config: a `config.RunConfig` (`RunConfig.make(...)` or `settings()`).
       strategy: a tf.distribute strategy, or None for the current one; batch sizes are global.
-      latents, diagnostics: PGNGAN's injectable latent source and critic diagnostics (None: its own).
+      latents: PGNGAN's injectable latent source (None: its own seeded draws).
 
     Returns:
       The PGNGAN, seeded by the config's seed (weights, latents, data order).
@@ -122,7 +123,7 @@ def build_gan(config, strategy=None, latents=None, diagnostics=None):
         cond = {"num_classes": loop.num_classes} if loop.conditional else {}
         generator = config.generator_fn(z_dim=loop.z_dim, **cond)
         critic = _build_critic(config.critic_fn, loop.spectral_norm, cond)
-        gan = PGNGAN(generator, critic, loop, latents=latents, diagnostics=diagnostics)
+        gan = PGNGAN(generator, critic, loop, latents=latents)
         d_opt, g_opt = _optimizers(config)
         gan.compile(d_optimizer=d_opt, g_optimizer=g_opt, loss_fn=config.loss_fn(), jit_compile=jit_compile)
         d_opt.build(gan.discriminator.trainable_variables)
@@ -130,7 +131,7 @@ def build_gan(config, strategy=None, latents=None, diagnostics=None):
     return gan
 
 
-def build(config, workdir, strategy=None, latents=None):
+def build(config, workdir, strategy=None):
     """A Run: the config's GAN (`build_gan`) and its checkpoints in workdir. Writes no file.
 
     A "folder:PATH" / "tfds:NAME" dataset is resolved at the side the critic takes.
@@ -142,13 +143,18 @@ def build(config, workdir, strategy=None, latents=None):
       CheckpointError: the workdir's checkpoint list is damaged.
     """
     strategy = strategy or tf.distribute.get_strategy()
-    gan = build_gan(config, strategy, latents)
-    if isinstance(config.dataset_fn, str):
-        size = gan.discriminator.critic.inputs[0].shape[1]
-        config = dataclasses.replace(config, dataset_fn=data.named(config.dataset_fn, size))
+    gan = build_gan(config, strategy)
+    config = dataclasses.replace(config, dataset_fn=dataset_fn(config, gan))
     with strategy.scope():
         checkpoints = Checkpoints(gan, workdir, strategy)
     return Run(config, workdir, strategy, gan, checkpoints)
+
+
+def dataset_fn(config, gan):
+    """The config's dataset function; "folder:PATH" / "tfds:NAME" resolved at the side gan's critic takes."""
+    if isinstance(config.dataset_fn, str):
+        return data.named(config.dataset_fn, gan.discriminator.critic.inputs[0].shape[1])
+    return config.dataset_fn
 
 
 def from_workdir(workdir, checkpoint="latest", params=()):
@@ -162,11 +168,11 @@ def from_workdir(workdir, checkpoint="latest", params=()):
     """
     if not workdir or not os.path.isdir(workdir):
         raise UsageError(f"workdir {workdir} does not exist; pass the folder a training run wrote (--workdir).")
-    cli.parse_gin([cli.operative_config(workdir)], list(params))
+    parse_gin([operative_config(workdir)], list(params))
     try:
         built = build(settings(), workdir)
         path = built.checkpoints.restore(checkpoint)
-    except cli.user_errors() as e:
+    except UserError as e:
         raise UsageError(first_line(e)) from None
     if path is None:
         raise UsageError(

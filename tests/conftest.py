@@ -3,7 +3,7 @@
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # as pgn_tf sets it, before keras imports TensorFlow
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")  # as every pgn_tf command sets it, before keras imports TF
 
 import keras
 import pytest

@@ -35,14 +35,13 @@ def test_the_gin_roots_defaults_are_the_configs():
     import gin
 
     from pgn_tf import configurables, optimizers, train_lib
-    from pgn_tf.config import LoopConfig, RunConfig
-    from pgn_tf.eval import inception
+    from pgn_tf.config import LoopConfig, RunConfig, inception_features
 
     signature = inspect.signature(train_lib.settings).parameters
     loop_fields = {f.name: f.default for f in dataclasses.fields(LoopConfig)}
     run_fields = {f.name: f.default for f in dataclasses.fields(RunConfig) if f.name != "loop"}
     assert set(signature) == set(loop_fields) | set(run_fields)  # each setting is a field, once
-    copies = {configurables.Adam: optimizers.Adam, configurables.load_inception: inception.load_inception}
+    copies = {configurables.Adam: optimizers.Adam, configurables.load_inception: inception_features}
     for name, default in {**loop_fields, **run_fields}.items():
         given = signature[name].default
         if given is gin.REQUIRED:

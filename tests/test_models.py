@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 
 from pgn_tf import PGNDiscriminator, models, torch_port
+from pgn_tf.layer_walk import walk_layers
 from pgn_tf.models.layers import (
     BatchNorm,
     ConditionalBatchNorm,
@@ -13,7 +14,6 @@ from pgn_tf.models.layers import (
     SNDense,
     SNEmbedding,
     SpectralNorm,
-    walk_layers,
 )
 
 # Trainable parameters of the official PyTorch models (G, D).

@@ -322,10 +322,10 @@ def test_hold_denominator_keeps_the_value_and_drops_the_gradient_through_the_nor
     assert back.hold_denominator and back.mode == mode
 
 
-# --- PGN's shift (variants beyond the paper; the default c = 1 is the official formula) ---------------------
+# --- PGN's constant (variants beyond the paper; the default c = 1 is the official formula) ---------------------
 
 D = int(np.prod(SHAPE))
-SHIFTS = [1.0, 0.3, 0.1, "unit", 0.0]
+CONSTANTS = [1.0, 0.3, 0.1, "unit", 0.0]
 
 
 def linear_critic(seed=0):
@@ -337,32 +337,34 @@ def linear_critic(seed=0):
     return critic
 
 
-@pytest.mark.parametrize("shift", SHIFTS)
-def test_a_shifted_pgn_is_the_hand_computation_on_a_linear_critic(shift):
+@pytest.mark.parametrize("constant", CONSTANTS)
+def test_a_pgn_constant_is_the_hand_computation_on_a_linear_critic(constant):
     """f_hat_c = (1 - f) / (||c 1 - w|| + |1 - f|) for f = w.x + b; "unit" is c = 1 / sqrt(d)."""
     critic = linear_critic()
     (w, b), x = critic.get_weights(), np.random.default_rng(2).standard_normal((6,) + SHAPE)
     f = x.reshape(6, -1) @ w + b
-    c = 1 / np.sqrt(D) if shift == "unit" else shift
+    c = 1 / np.sqrt(D) if constant == "unit" else constant
     norm = np.sqrt(np.sum((c - w[:, 0]) ** 2) + EPS)
-    out = normalize(critic, tf.constant(x), mode="pgn", shift=shift)
+    out = normalize(critic, tf.constant(x), mode="pgn", constant=constant)
     np.testing.assert_allclose(out.f_hat.numpy(), (1 - f) / (norm + np.abs(1 - f)), rtol=1e-12)
     np.testing.assert_allclose(out.grad_norm.numpy(), np.full(6, norm), rtol=1e-12)
-    wrapped = PGNDiscriminator(critic, shift=shift, dtype="float64")
+    wrapped = PGNDiscriminator(critic, constant=constant, dtype="float64")
     np.testing.assert_array_equal(wrapped(tf.constant(x)).numpy(), out.f_hat.numpy())
-    assert PGNDiscriminator.from_config(wrapped.get_config()).shift == shift
+    assert PGNDiscriminator.from_config(wrapped.get_config()).constant == constant
 
 
-def test_the_default_shift_is_the_official_formula_bit_for_bit(data):
+def test_the_default_constant_is_the_official_formula_bit_for_bit(data):
     critic, x = data
-    for default in (normalize(critic, tf.constant(x)), normalize(critic, tf.constant(x), shift=1)):
-        np.testing.assert_array_equal(default.f_hat.numpy(), normalize(critic, tf.constant(x), shift=1.0).f_hat.numpy())
+    for default in (normalize(critic, tf.constant(x)), normalize(critic, tf.constant(x), constant=1)):
+        np.testing.assert_array_equal(
+            default.f_hat.numpy(), normalize(critic, tf.constant(x), constant=1.0).f_hat.numpy()
+        )
     np.testing.assert_allclose(normalize(critic, tf.constant(x)).f_hat.numpy(), np_normalized(critic, x, "pgn"),
                                rtol=1e-10, atol=1e-12)  # fmt: skip
 
 
-@pytest.mark.parametrize("shift", SHIFTS)
-def test_a_shifted_pgns_input_gradient_is_bounded_as_docs_state(shift):
+@pytest.mark.parametrize("constant", CONSTANTS)
+def test_a_pgn_constants_input_gradient_is_bounded_as_docs_state(constant):
     """On a piecewise-linear critic (ReLU MLP), ||grad_x f_hat|| = ||g|| G / (G + |u|)^2 with g = grad_x f,
     G = ||c 1 - g||, u = 1 - f, which is <= 1 + c sqrt(d) / (G + |u|); <= 1 for c = 0 (GN's bound)."""
     keras.utils.set_random_seed(3)
@@ -373,17 +375,17 @@ def test_a_shifted_pgns_input_gradient_is_bounded_as_docs_state(shift):
     x = tf.constant(np.random.default_rng(4).standard_normal((256,) + SHAPE) * 3.0)
     with tf.GradientTape() as tape:
         tape.watch(x)
-        out = normalize(critic, x, mode="pgn", shift=shift)
+        out = normalize(critic, x, mode="pgn", constant=constant)
     got = np.sqrt(np.sum(tape.gradient(out.f_hat, x).numpy().reshape(256, -1) ** 2, axis=1))
     g, big_g, u = out.input_grad_norm.numpy(), out.grad_norm.numpy(), np.abs(1.0 - out.f.numpy()[:, 0])
     np.testing.assert_allclose(got, g * big_g / (big_g + u) ** 2, rtol=1e-6)
-    c = 1 / np.sqrt(D) if shift == "unit" else shift
+    c = 1 / np.sqrt(D) if constant == "unit" else constant
     assert np.all(got <= 1.0 + c * np.sqrt(D) / (big_g + u) + 1e-9)
-    if shift == 0.0:
+    if constant == 0.0:
         assert got.max() <= 1.0 + 1e-9
 
 
 @pytest.mark.parametrize("bad", [-0.5, "half", True, float("nan")])
-def test_a_bad_shift_is_refused(bad):
-    with pytest.raises(ValueError, match='shift must be a number >= 0 or "unit"'):
-        PGNDiscriminator(linear_critic(), shift=bad)
+def test_a_bad_constant_is_refused(bad):
+    with pytest.raises(ValueError, match='constant must be a number >= 0 or "unit"'):
+        PGNDiscriminator(linear_critic(), constant=bad)

@@ -329,10 +329,13 @@ BAD_INPUTS = {
     "unknown normalization": (["--gin_param=train_and_evaluate.normalization='spectral'"], "normalization must be"),
     "unknown penalty": (["--gin_param=train_and_evaluate.penalty='gp2'"], "penalty must be one of (None, "),
     "negative penalty weight": (["--gin_param=train_and_evaluate.penalty_weight=-1"], "penalty_weight must be"),
-    "bad pgn shift": (["--gin_param=train_and_evaluate.shift='half'"], 'shift must be a number >= 0 or "unit"'),
-    "shift without pgn": (
-        ["--gin_param=train_and_evaluate.shift='unit'", "--gin_param=train_and_evaluate.normalization='gn'"],
-        "shift = 'unit' is PGN's constant: it needs normalization \"pgn\"",
+    "bad pgn constant": (
+        ["--gin_param=train_and_evaluate.pgn_constant='half'"],
+        'pgn_constant must be a number >= 0 or "unit"',
+    ),
+    "pgn constant without pgn": (
+        ["--gin_param=train_and_evaluate.pgn_constant='unit'", "--gin_param=train_and_evaluate.normalization='gn'"],
+        "pgn_constant = 'unit' needs normalization \"pgn\"",
     ),
     "wrong image size": (["--gin_param=data.digits.size=48"], "the dataset gives images of shape (48, 48, 3)"),
     "missing inception": (

