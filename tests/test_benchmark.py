@@ -170,6 +170,7 @@ def test_stacked_digits_scores_channels_with_the_digits_classifier(tmp_path):
 BAD = {
     "unknown suite": ({"suite": "ring9"}, "unknown suite 'ring9'"),
     "unknown method": ({"methods": "pgn,wgan"}, "unknown method 'wgan'"),
+    "bad pgn variant": ({"methods": "pgn_chalf"}, "the constant after pgn_c must be a number >= 0 or unit"),
     "no seeds": ({"seeds": ""}, "--seeds is empty"),
     "bad seeds": ({"seeds": "0,one"}, "--seeds must be comma-separated integers"),
     "no suite": ({"suite": None}, "--suite is empty"),
@@ -307,3 +308,13 @@ def test_stacked_mnist_reads_real_digits_per_channel_and_saves_its_samples(tmp_p
     real = run.real_rows(small, [0], 2)  # the ceiling: real against real, a row of the table
     assert real[0]["method"] == "real data" and real[0]["modes"] >= 45 and real[0]["coverage"] > rows[-1]["coverage"]
     assert "| real data | 1 | 2 |" in report.summary(rows + real)
+
+
+def test_pgn_variants_are_methods_named_by_their_constant():
+    """pgn_c<c>: PGN with constant c (docs/models.md), every other setting the suite's."""
+    for method, constant in (("pgn_cunit", "unit"), ("pgn_c0.1", 0.1), ("pgn_c0", 0.0)):
+        loop = run.run_config(suites.get("ring8"), method, seed=0, steps=5).loop
+        assert (loop.normalization, loop.pgn_constant) == ("pgn", constant)
+    assert run.run_config(suites.get("ring8"), "pgn", seed=0, steps=5).loop.pgn_constant == 1.0
+    with pytest.raises(ValueError, match="unknown method 'wgan'"):
+        run.method_settings("wgan")

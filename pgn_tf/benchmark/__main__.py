@@ -34,9 +34,11 @@ def parse(suite, methods, seeds, out, steps, dim=2, g_out="linear", loss="bce"):
     if unknown:
         raise UsageError(f"unknown suite {unknown[0]!r}; choose from {', '.join(suites.SUITES)}.")
     method_names = _list("methods", methods)
-    unknown = [m for m in method_names if m not in run.METHODS]
-    if unknown:
-        raise UsageError(f"unknown method {unknown[0]!r}; choose from {', '.join(run.METHODS)}.")
+    for m in method_names:
+        try:
+            run.method_settings(m)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
     seed_texts = _list("seeds", seeds)
     try:
         seed_values = [int(s) for s in seed_texts]

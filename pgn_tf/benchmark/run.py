@@ -22,6 +22,7 @@ from pgn_tf.config import RunConfig
 from pgn_tf.diagnostics import DIAGNOSTICS
 from pgn_tf.errors import CheckpointError, first_line
 from pgn_tf.eval import diversity
+from pgn_tf.normalization import check_constant
 from pgn_tf.workdir import claimed
 
 # Each method's constraint: the settings of its gin overlay, gin_configs/baselines/<method>.gin (a test checks).
@@ -36,6 +37,30 @@ METHOD_SETTINGS = {
     "none": {"normalization": "none"},
 }
 METHODS = tuple(METHOD_SETTINGS)
+# PGN with another constant c in ||c * 1 - grad f|| (normalization.normalize's `constant`; a variant beyond the
+# paper): "pgn_c<c>", e.g. pgn_cunit (c = 1 / sqrt(d)), pgn_c0.1, pgn_c0 (GN applied to 1 - f).
+PGN_VARIANT = "pgn_c"
+
+
+def method_settings(method):
+    """A method's settings: METHOD_SETTINGS, or PGN with another constant for "pgn_c<c>".
+
+    Raises:
+      ValueError: an unknown method, or a variant whose constant is not a number >= 0 or "unit".
+    """
+    if method in METHOD_SETTINGS:
+        return METHOD_SETTINGS[method]
+    if method.startswith(PGN_VARIANT):
+        text = method[len(PGN_VARIANT) :]
+        try:
+            constant = text if text == "unit" else float(text)
+            check_constant(constant)
+        except ValueError:
+            raise ValueError(f"method {method!r}: the constant after pgn_c must be a number >= 0 or unit.") from None
+        return {"normalization": "pgn", "pgn_constant": constant}
+    raise ValueError(f"unknown method {method!r}; choose from {', '.join(METHODS)} or pgn_c<constant>.")
+
+
 SAMPLE_BATCH = 1000  # generated images per call when scoring stacked digits
 REAL_SEED = 10_000  # + the run's seed: the real stacked digits recall / coverage are measured against
 # Each row's "critic": the DIAGNOSTICS, PGN / GN's denominator norm (||1 - grad f|| / ||grad f||; None for the
@@ -95,7 +120,7 @@ def run_config(suite, method, seed, steps):
     and TensorBoard scalars come at every evaluation.
     """
     adam = functools.partial(optimizers.Adam, beta_1=suite.betas[0], beta_2=suite.betas[1], epsilon=1e-8)
-    settings = {"loss_fn": lambda: losses.get(suite.loss), **METHOD_SETTINGS[method]}  # r3 brings its own loss
+    settings = {"loss_fn": lambda: losses.get(suite.loss), **method_settings(method)}  # r3 brings its own loss
     return RunConfig.make(
         dataset_fn=lambda batch_size, seed, start_step: suite.dataset(seed, start_step),
         generator_fn=lambda z_dim: suite.generator(),
