@@ -190,7 +190,7 @@ def _modes_plot(plt, out, rows, suite, names):
     axes[0, 0].axhline(suites.num_modes(suite), color="grey", lw=0.5, ls="--")
     axes[0, 0].legend(fontsize=7, ncol=2)
     for ax, k in zip(axes[0, 1:], diversity):
-        ax.set(xlabel="step", ylabel=k, ylim=(0, 1.02), title=f"{k} (digits-classifier features)")
+        ax.set(xlabel="step", ylabel=k, ylim=(0, 1.02), title=f"{k} (its classifier's features)")
     fig.tight_layout()
     path = os.path.join(out, f"{suite}_modes.png")
     _save(fig, path)
