@@ -31,7 +31,7 @@ from pgn_tf.gin_files import operative_config, parse_gin
 from pgn_tf.optimizers import LinearDecay
 from pgn_tf.workdir import claimed
 
-__all__ = ["Run", "build", "build_gan", "from_workdir", "run", "settings", "train_and_evaluate"]
+__all__ = ["Run", "build", "build_gan", "dataset_fn", "from_workdir", "run", "settings", "train_and_evaluate"]
 
 LIPSCHITZ_IMAGES = 16  # real images (and as many fakes and interpolates) of the Lipschitz monitor
 
