@@ -78,7 +78,8 @@ class StepLogger(keras.callbacks.Callback):
             return
         loop = self.model.loop
         keys = ["d_loss", "g_loss"] + ["cr_loss"] * (loop.cr > 0) + ["penalty"] * bool(loop.penalty)
-        shown = " ".join(f"{k} {logs[k]:.4f}" for k in keys + ["f_hat_mean", "accuracy"] if k in logs)
+        keys += ["f_hat_mean", "accuracy", "augment_p", "ada_rt"]  # augment_p, ada_rt: with augmentation, ADA
+        shown = " ".join(f"{k} {logs[k]:.4f}" for k in keys if k in logs)
         print(
             f"step {step}/{self.total_steps} {shown} | {rate:.2f} steps/s ETA {time.strftime('%H:%M:%S', time.gmtime(eta))}",
             file=self.stream,

@@ -61,6 +61,8 @@ class Checkpoints:
             d_optimizer=gan.d_optimizer, g_optimizer=gan.g_optimizer, step=gan.step, fixed_z=self.fixed_z,
             fixed_y=self.fixed_y, best_metric=self.best_metric,
         )  # fmt: skip
+        if gan.ada is not None:  # only then, so that runs without ADA keep restoring checkpoints made before it
+            self.checkpoint.ada = gan.ada
         chief = distribute.is_chief(strategy)
         self.directory = os.path.join(workdir, "checkpoints")
         # Every worker of a multi-worker run saves (TensorFlow requires it); only the chief's are the run's.

@@ -16,14 +16,16 @@ from dataclasses import field
 
 import numpy as np
 
-from pgn_tf import penalties
+from pgn_tf import augment, penalties
+from pgn_tf.augment import CUTOUT_RATIO, TRANSLATION_RATIO
 from pgn_tf.errors import ConfigError
 from pgn_tf.eval import evaluator
 from pgn_tf.normalization import UNIT, check_constant
 from pgn_tf.optimizers import Adam
 from pgn_tf.precision import PRECISIONS
 
-GIN_ROOT = "train_and_evaluate"  # a setting is named in errors as its gin binding
+GIN_ROOT = "train_and_evaluate"
+ADA = "ada"  # augment_p's adaptive value  # a setting is named in errors as its gin binding
 # The critic's constraint: PGN / GN (PGNDiscriminator's modes), a spectrally normalized critic, or nothing.
 NORMALIZATIONS = ("pgn", "gn", "sn", "none")
 
@@ -99,6 +101,29 @@ def _pgn_constant(name, value):
         raise ConfigError(f'{GIN_ROOT}.{name} must be a number >= 0 or "{UNIT}", got {_kind(value)}.') from None
 
 
+def _policy(name, value):
+    try:
+        augment.parse_policy(value if isinstance(value, str) else None)
+    except (ValueError, AttributeError):
+        raise ConfigError(
+            f'{GIN_ROOT}.{name} must be a comma-separated subset of {tuple(augment.POLICIES)} (or "" for none), '
+            f"got {_kind(value)}."
+        ) from None
+
+
+def _probability(name, value):
+    if value != ADA:
+        try:
+            _number(0, 1)(name, value)
+        except ConfigError:
+            raise ConfigError(f'{GIN_ROOT}.{name} must be a number in [0, 1] or "{ADA}", got {_kind(value)}.') from None
+
+
+def _ratio(name, value):
+    if not augment.check_ratio(value):
+        raise ConfigError(f"{GIN_ROOT}.{name} must be a number in (0, 1), got {_kind(value)}.")
+
+
 def _flag(name, value):
     if not isinstance(value, bool):
         raise ConfigError(f"{GIN_ROOT}.{name} must be True or False, got {_kind(value)}.")
@@ -152,6 +177,22 @@ class LoopConfig(_Checked):
         BatchNorm statistics and an SN critic's power iterations, one per
         micro-batch, aside). Official (batch B, --accumulation k) = ours with
         batch B * k and accumulation k.
+      augment: differentiable augmentation (`augment.diff_augment`): a
+        DiffAugment policy string, "color", "translation", "cutout" or any
+        comma-separated subset in the order given; "" (the default) for none.
+        The critic sees augmented reals and fakes in every critic step
+        (penalties, CR and PGN's gradient are taken at the augmented images,
+        the critic's input) and augmented fakes in the generator step
+        (augmented partner reals with a relativistic loss). Sampling,
+        evaluation and export never augment.
+      augment_p: the probability that each transform applies to each image:
+        a number in [0, 1] (1: DiffAugment), or "ada": adapted from 0 by
+        ADA's rule (`augment.ada_step`).
+      translation_ratio, cutout_ratio: DiffAugment's: shifts of up to
+        int(size * ratio + 0.5) pixels; a cutout box of int(size * ratio + 0.5).
+      ada_target: ADA's target for r_t = E[sign(D(real))] (0.6 in ADA).
+      ada_kimg: ADA's speed: p can cross [0, 1] in this many thousand real images (500 in ADA).
+      ada_interval: outer steps between adjustments of p (4 in ADA).
       seed: seeds weights, data order, latents, augmentations and penalties.
     """
 
@@ -169,7 +210,19 @@ class LoopConfig(_Checked):
     cr: float = field(default=0.0, metadata={"check": _number(0)})
     z_dim: int = field(default=128, metadata={"check": _integer(1)})
     accumulation: int = field(default=1, metadata={"check": _integer(1)})
+    augment: str = field(default="", metadata={"check": _policy})
+    augment_p: float | str = field(default=1.0, metadata={"check": _probability})
+    translation_ratio: float = field(default=TRANSLATION_RATIO, metadata={"check": _ratio})
+    cutout_ratio: float = field(default=CUTOUT_RATIO, metadata={"check": _ratio})
+    ada_target: float = field(default=0.6, metadata={"check": _number(0, 1, strict=True)})
+    ada_kimg: float = field(default=500.0, metadata={"check": _number(0, strict=True)})
+    ada_interval: int = field(default=4, metadata={"check": _integer(1)})
     seed: int = field(default=0, metadata={"check": _integer(0)})
+
+    @property
+    def ada(self):
+        """Whether the augmentation probability adapts (augment_p "ada")."""
+        return self.augment_p == ADA
 
     @property
     def spectral_norm(self):
@@ -191,6 +244,11 @@ class LoopConfig(_Checked):
             raise ConfigError(
                 f'{GIN_ROOT}.pgn_constant = {self.pgn_constant!r} needs normalization "pgn", '
                 f"not {self.normalization!r}."
+            )
+        if (self.ada or self.augment_p != 1.0) and not self.augment:
+            raise ConfigError(
+                f"{GIN_ROOT}.augment_p = {self.augment_p!r} needs a policy: set {GIN_ROOT}.augment "
+                f'(e.g. "color,translation,cutout").'
             )
         if self.hold_denominator and self.critic_mode == "none":
             raise ConfigError(
@@ -301,6 +359,11 @@ class RunConfig(_Checked):
 
     def __post_init__(self):
         super().__post_init__()
+        if self.loop.ada and not self.loss_fn().signed:
+            raise ConfigError(
+                f'{GIN_ROOT}.augment_p = "{ADA}" reads the sign of the critic on reals, which the '
+                f"{self.loss_fn().name} loss does not give: use a fixed augment_p, or a loss such as hinge or bce."
+            )
         if self.best_by.removesuffix("_ema") not in self.metrics:
             raise ConfigError(f"{GIN_ROOT}.best_by = {self.best_by!r} is not among {GIN_ROOT}.metrics {self.metrics}.")
 

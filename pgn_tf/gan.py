@@ -6,7 +6,7 @@ import functools
 import keras
 import tensorflow as tf
 
-from pgn_tf import penalties
+from pgn_tf import augment, penalties
 from pgn_tf.augment import cr_augment
 from pgn_tf.config import LoopConfig
 from pgn_tf.diagnostics import DIAGNOSTICS, critic_diagnostics
@@ -25,6 +25,9 @@ TRACKERS = (
     "grad_norm_max",
     *DIAGNOSTICS,
 )
+AUGMENT_TRACKERS = ("augment_p",)  # with augmentation: p in effect (and ADA's r_t: "ada_rt")
+# Salts of the augmentation draws: apart from the latents' and penalties' (0 .. 4 n_dis + 1) in any loop.
+AUGMENT_SALT = 1 << 16
 
 
 def _rows(t, j, m):
@@ -128,7 +131,9 @@ class PGNGAN(keras.Model):
         self._latent_source = latents
         self.diagnostics = diagnostics or critic_diagnostics
         self.step = keras.Variable(0, dtype="int64", trainable=False, name="step")
-        self.trackers = {name: keras.metrics.Mean(name=name) for name in TRACKERS}
+        names = TRACKERS + (AUGMENT_TRACKERS if self.loop.augment else ()) + (("ada_rt",) if self.loop.ada else ())
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in names}
+        self.ada = AdaState(self.loop) if self.loop.ada else None
         self.built = True  # every part is built above
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
@@ -196,6 +201,20 @@ class PGNGAN(keras.Model):
         randint = functools.partial(tf.random.stateless_uniform, minval=0, maxval=self.num_classes, dtype=tf.int32)
         return z, self._random(randint, n, (), salt + 1)
 
+    @property
+    def augment_p(self):
+        """The probability in effect that each augmentation transform applies: ADA's current p, or the fixed one."""
+        return self.ada.p if self.ada is not None else self.loop.augment_p
+
+    def augmented(self, images, n, salt):
+        """This replica's n images through the loop's DiffAugment policy, drawn by (seed, step, salt).
+
+        n is passed, not read from the images' shape: in a traced step the batch dimension is unknown.
+        """
+        loop = self.loop
+        u = self._random(tf.random.stateless_uniform, n, (augment.draws(loop.augment),), AUGMENT_SALT + salt)
+        return augment.diff_augment(images, u, loop.augment, self.augment_p, loop.translation_ratio, loop.cutout_ratio)
+
     def generate(self, z, labels=None, ema=False, training=True):
         """Images [N, H, W, 3] in [-1, 1]; training=True uses batch statistics, as the official sampling does."""
         g = self.ema_generator if ema else self.generator
@@ -236,6 +255,8 @@ class PGNGAN(keras.Model):
         b = loop.batch_size_D // replicas
         z, fake_y = self.latents(b, 4 * k)
         fake = tf.stop_gradient(self.generate(z, fake_y))  # all b at once: no tape, so no activations kept
+        if loop.augment:  # outside any tape: the critic's gradients start at its (augmented) input
+            real, fake = self.augmented(real, b, 4 * k), self.augmented(fake, b, 4 * k + 1)
         uniforms = self._random(tf.random.stateless_uniform, b, (3,), 4 * k + 2) if loop.cr > 0 else None
         alpha = self._random(tf.random.stateless_uniform, b, (), 4 * k + 3) if loop.penalty else None
         d_vars = self.discriminator.trainable_variables
@@ -287,6 +308,9 @@ class PGNGAN(keras.Model):
             "grad_norm_max": tf.reduce_max(out.grad_norm),
             **self.diagnostics(out, m, self.loss_fn, self.discriminator.mode),
         }
+        if loop.ada:  # ADA's overfitting heuristic reads the sign of what the loss sees on reals
+            logit = pred_real - pred_fake if self.loss_fn.relativistic else pred_real
+            logs["ada_sign"] = tf.reduce_mean(tf.sign(logit))
         return tape.gradient(scaled, d_vars), logs
 
     def lipschitz(self, real, z, alpha, labels=None):
@@ -339,25 +363,35 @@ class PGNGAN(keras.Model):
             b = loop.batch_size_D // self._replicas()[1]  # this replica's rows of the first critic slice
             rows = tf.range(batch_size) * b // batch_size
             partners = (tf.gather(real, rows), None if real_y is None else tf.gather(real_y, rows))
+            if loop.augment:
+                partners = (self.augmented(partners[0], batch_size, 4 * loop.n_dis + 1), partners[1])
+        uniforms = None
+        if loop.augment:  # drawn for the whole batch, applied per micro-batch (inside the tape: G's gradient)
+            shape = (augment.draws(loop.augment),)
+            uniforms = self._random(tf.random.stateless_uniform, batch_size, shape, AUGMENT_SALT + 4 * loop.n_dis)
         g_vars = self.generator.trainable_variables
         m = batch_size // loop.accumulation
         step = functools.partial(self._generator_micro_step, g_vars)
-        grads, logs = accumulate(step, (z, y, *partners), loop.accumulation, m)
+        grads, logs = accumulate(step, (z, y, uniforms, *partners), loop.accumulation, m)
         self.g_optimizer.apply(grads, g_vars)
         return logs["g_loss"]
 
-    def _generator_micro_step(self, g_vars, z, y, real=None, real_y=None):
-        """(gradients of one micro-batch's share of the generator loss, {"g_loss": its loss}); real: the fakes'
-        partners for a relativistic loss, else None."""
-        replicas = self._replicas()[1]
+    def _generator_micro_step(self, g_vars, z, y, uniforms, real=None, real_y=None):
+        """(gradients of one micro-batch's share of the generator loss, {"g_loss": its loss}); uniforms: the
+        augmentation's draws (None without); real: the fakes' partners for a relativistic loss, else None."""
+        loop, replicas = self.loop, self._replicas()[1]
         if real is not None:
             pred_real = self.discriminator.normalize(real, labels=real_y, training=True, frozen=True).f_hat
             pred_real = tf.stop_gradient(pred_real)
         with tf.GradientTape() as tape:
             # The critic is frozen here: its weights get no gradient, which lets PGN / GN skip a backward pass.
-            pred = self.discriminator.normalize(self.generate(z, y), labels=y, training=True, frozen=True).f_hat
+            fake = self.generate(z, y)
+            if uniforms is not None:
+                p = self.augment_p
+                fake = augment.diff_augment(fake, uniforms, loop.augment, p, loop.translation_ratio, loop.cutout_ratio)
+            pred = self.discriminator.normalize(fake, labels=y, training=True, frozen=True).f_hat
             loss = self.loss_fn.generator(pred) if real is None else self.loss_fn.generator(pred, pred_real)
-            scaled = self.g_optimizer.scale_loss(loss / (replicas * self.loop.accumulation))
+            scaled = self.g_optimizer.scale_loss(loss / (replicas * loop.accumulation))
         return tape.gradient(scaled, g_vars), {"g_loss": loss}
 
     def _update_ema(self):
@@ -366,6 +400,11 @@ class PGNGAN(keras.Model):
             # The decay in the variable's own dtype (float32(0.9999) is not 0.9999 in float64).
             decay = tf.where(before_start, tf.zeros((), ema_var.dtype), tf.constant(self.loop.ema_decay, ema_var.dtype))
             ema_var.assign(decay * ema_var + (1.0 - decay) * var)
+
+    def _last_value(self, name, value):
+        """Tracker `name` reports value itself (not a mean since the epoch began)."""
+        self.trackers[name].reset_state()
+        self.trackers[name].update_state(value)
 
     def train_step(self, data):
         images, labels = (data[0], data[1]) if isinstance(data, (tuple, list)) else (data, None)
@@ -380,11 +419,53 @@ class PGNGAN(keras.Model):
             real_y = None if labels is None else labels[k * b : (k + 1) * b]
             logs = self.critic_step(images[k * b : (k + 1) * b], real_y, k)
             sums = {key: sums.get(key, 0.0) + value for key, value in logs.items()}
+        ada_sign = sums.pop("ada_sign", None)
         for key, value in sums.items():  # averaged over the n_dis critic steps, as logged officially
             self.trackers[key].update_state(value / loop.n_dis)
         self.trackers["g_loss"].update_state(self.generator_step(loop.batch_size_G // replicas, images, labels))
         self._update_ema()
+        if loop.augment:
+            self._last_value("augment_p", self.augment_p)  # the p this step used
+        if self.ada is not None:  # after the step, which used the p before the adjustment
+            sign = ada_sign / loop.n_dis
+            if replicas > 1:  # every replica adjusts p alike, from the whole batch's signs
+                ctx = tf.distribute.get_replica_context()
+                sign = ctx.all_reduce(tf.distribute.ReduceOp.SUM, sign) / replicas
+            self.ada.update(sign, loop.n_dis * loop.batch_size_D)
+            self._last_value("ada_rt", self.ada.r_t)
         results = {name: tracker.result() for name, tracker in self.trackers.items()}
         if replicas > 1:  # Keras averages per-replica results along axis 0, which a scalar lacks (multi-worker)
             results = {name: tf.reshape(value, [1]) for name, value in results.items()}
         return results
+
+
+class AdaState(tf.Module):
+    """ADA's state (Karras et al. 2020): p, and the signs of the critic on reals since p last moved.
+
+    Every `ada_interval` outer steps, r_t = the mean over them of
+    E[sign(D(real))] (each step's global batch weighted alike) and p moves by
+    `augment.ada_step`. Checkpointed with the run (`checkpoints.Checkpoints`),
+    so a resumed run adapts as an uninterrupted one.
+    """
+
+    def __init__(self, loop):
+        super().__init__(name="ada")
+        self.loop = loop
+        # Every replica computes the same values (from all-reduced signs); the first one's are kept.
+        kw = {"trainable": False, "aggregation": tf.VariableAggregation.ONLY_FIRST_REPLICA}
+        self.p = tf.Variable(0.0, name="p", **kw)
+        self.sign_sum = tf.Variable(0.0, name="sign_sum", **kw)
+        self.steps = tf.Variable(0, dtype=tf.int64, name="steps", **kw)
+        self.r_t = tf.Variable(0.0, name="r_t", **kw)  # the last interval's, reported
+
+    def update(self, sign, reals_per_step):
+        """Adds one outer step's mean sign (the global batch's); adjusts p when an interval is complete."""
+        loop = self.loop
+        total, steps = self.sign_sum + tf.cast(sign, tf.float32), self.steps + 1
+        due = steps >= loop.ada_interval
+        r_t = total / tf.cast(steps, tf.float32)
+        moved = augment.ada_step(self.p, r_t, loop.ada_target, float(reals_per_step * loop.ada_interval), loop.ada_kimg)
+        self.p.assign(tf.where(due, moved, self.p))
+        self.r_t.assign(tf.where(due, r_t, self.r_t))
+        self.sign_sum.assign(tf.where(due, 0.0, total))
+        self.steps.assign(tf.where(due, tf.zeros_like(steps), steps))

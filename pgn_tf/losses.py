@@ -23,6 +23,9 @@ class GANLoss(NamedTuple):
     critic: Callable
     generator: Callable
     relativistic: bool = False  # generator(pred_fake, pred_real): paired with reals, row by row
+    # Whether the critic's output has a sign that tells real from fake (positive: real), which ADA's r_t reads:
+    # of pred_real, or of pred_real - pred_fake for a relativistic loss. The Wasserstein critic's has none.
+    signed: bool = True
 
 
 def _hinge_critic(pred_real, pred_fake):
@@ -69,7 +72,7 @@ hinge = GANLoss("hinge", _hinge_critic, _mean_neg)
 # D: BCE(real, 1) + BCE(fake, 0) from logits; G: BCE(fake, 1) (non-saturating).
 bce = GANLoss("bce", _bce_critic, _bce_generator)
 # D: -real.mean() + fake.mean(); G: -fake.mean().
-wasserstein = GANLoss("wasserstein", _wasserstein_critic, _mean_neg)
+wasserstein = GANLoss("wasserstein", _wasserstein_critic, _mean_neg, signed=False)
 # The relativistic pairing loss (Jolicoeur-Martineau 2019; R3GAN, Huang et al. 2024): pairs (real_i, fake_i),
 # D: softplus(fake_i - real_i).mean(); G: softplus(real_i - fake_i).mean().
 rpgan = GANLoss("rpgan", _rpgan_critic, _rpgan_generator, relativistic=True)

@@ -53,12 +53,13 @@ EXACT = 1e-9  # float64 rounding through 2 training steps, with room for a wrong
 
 
 @pytest.mark.subprocess
-@pytest.mark.parametrize("baseline", ["pgn", "sn+gp1", "r3"])
+@pytest.mark.parametrize("baseline", ["pgn", "sn+gp1", "r3", "pgn+ada"])
 def test_two_replicas_compute_the_single_device_step(tmp_path, baseline):
     """Mirrored over 2 logical CPUs == one device on the same global batches (n_dis 2, CR, BN, EMA, samples).
 
     sn+gp1: the SN critic's power-iteration vectors and the penalty's interpolation weights split too.
     r3: RpGAN's generator step pairs each fake with a real (a generator batch twice the critic's), R1 + R2.
+    pgn+ada: every augmentation draw splits too, and ADA moves p after step 1 from the whole batch's signs.
     """
     common = [*SMALL, FLOAT64, "--gin_param=train_and_evaluate.total_steps=2", "--gin_param=train_and_evaluate.n_dis=2",
               "--gin_param=train_and_evaluate.cr=1.0", "--gin_param=train_and_evaluate.ema_decay=0.5"]  # fmt: skip
@@ -66,6 +67,10 @@ def test_two_replicas_compute_the_single_device_step(tmp_path, baseline):
         common += ["--gin_param=train_and_evaluate.normalization='sn'", "--gin_param=train_and_evaluate.penalty='gp1'"]
     if baseline == "r3":
         common += ["--gin_file=gin_configs/baselines/r3.gin", "--gin_param=train_and_evaluate.batch_size_G=16"]
+    if baseline == "pgn+ada":
+        common += ["--gin_param=train_and_evaluate.augment='color,translation,cutout'",
+                   "--gin_param=train_and_evaluate.augment_p='ada'", "--gin_param=train_and_evaluate.ada_interval=1",
+                   "--gin_param=train_and_evaluate.ada_kimg=0.05"]  # fmt: skip
     one = _train([*common, f"--workdir={tmp_path / 'one'}"])
     two = _train([*common, f"--workdir={tmp_path / 'two'}", "--strategy=mirrored", "--cpu_replicas=2"])
     out_one, out_two = _finish(one), _finish(two)

@@ -31,6 +31,12 @@ ARGS = [
     f"--gin_param=train_and_evaluate.total_steps={TOTAL}",
     # float64: a resumed run must give the uninterrupted run's weights to rounding (EXACT), on any CPU.
     "--gin_param=train_and_evaluate.precision='float64'",
+    # Augmented, with ADA's p moving every 3 steps (so a resume at step 4 restores an interval half-way): the
+    # draws and p must resume exactly too.
+    "--gin_param=train_and_evaluate.augment='color,translation,cutout'",
+    "--gin_param=train_and_evaluate.augment_p='ada'",
+    "--gin_param=train_and_evaluate.ada_interval=3",
+    "--gin_param=train_and_evaluate.ada_kimg=0.05",
 ]
 EXACT = 1e-9
 
@@ -326,6 +332,17 @@ BAD_BINDINGS = {
     "train_and_evaluate.dataset_fn='digits'": 'dataset_fn must be a configurable (e.g. @data.cifar10), "folder:PATH"',
     "train_and_evaluate.dataset_fn='folder:'": "\"tfds:NAME\", got 'folder:'",
     "train_and_evaluate.dataset_fn=3": 'dataset_fn must be a configurable (e.g. @data.cifar10), "folder:PATH" or',
+    "train_and_evaluate.augment='color,flip'": "augment must be a comma-separated subset of ('color', 'translation', "
+    "'cutout') (or \"\" for none), got 'color,flip' (str)",
+    "train_and_evaluate.augment='color,color'": "augment must be a comma-separated subset of",
+    "train_and_evaluate.translation_ratio=1.5": "translation_ratio must be a number in (0, 1), got 1.5 (float)",
+    "train_and_evaluate.cutout_ratio=0": "cutout_ratio must be a number in (0, 1), got 0 (int)",
+    "train_and_evaluate.augment_p=1.2": 'augment_p must be a number in [0, 1] or "ada", got 1.2 (float)',
+    "train_and_evaluate.augment_p='ada'": "augment_p = 'ada' needs a policy: set train_and_evaluate.augment",
+    # ADA reads the critic's sign on reals, which a Wasserstein critic does not have.
+    "train_and_evaluate.augment='cutout'\ntrain_and_evaluate.augment_p='ada'\n"
+    "train_and_evaluate.loss_fn=@losses.wasserstein": 'augment_p = "ada" reads the sign of the critic on reals, '
+    "which the wasserstein loss does not give: use a fixed augment_p, or a loss such as hinge or bce.",
 }
 
 

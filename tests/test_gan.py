@@ -2,8 +2,9 @@
 gradients summed."""
 
 
-def _accumulated_step(accumulation, penalty="gp1"):
-    """Weights after one outer step (n_dis 2, CR, a penalty, PGN) of a BatchNorm-free 8x8 GAN, in float64, SGD."""
+def _accumulated_step(accumulation, penalty="gp1", augment=""):
+    """Weights after one outer step (n_dis 2, CR, a penalty, PGN; an augmentation policy) of a BatchNorm-free 8x8
+    GAN, in float64, SGD."""
     import keras
     import numpy as np
     import tensorflow as tf
@@ -25,6 +26,7 @@ def _accumulated_step(accumulation, penalty="gp1"):
         dataset_fn=lambda batch_size, seed, start_step: None, generator_fn=generator, critic_fn=critic,
         loss_fn=lambda: losses.bce, d_optimizer=sgd, g_optimizer=sgd, lr_D=0.5, lr_G=0.5, z_dim=6, n_dis=2,
         batch_size_D=8, batch_size_G=8, cr=1.0, penalty=penalty, accumulation=accumulation, precision="float64",
+        augment=augment,
     )  # fmt: skip
     gan = train_lib.build_gan(config)
     batches = tf.data.Dataset.from_tensor_slices((images, tf.zeros((16,), tf.int32))).batch(16)  # batch dim unknown
@@ -41,6 +43,11 @@ def test_gradient_accumulation_computes_the_one_batch_step():
         for a, b in zip(one, _accumulated_step(k)):
             np.testing.assert_allclose(b, a, rtol=0, atol=1e-12)
     assert max(float(np.abs(a - b).max()) for a, b in zip(one, _accumulated_step(1, penalty=None))) > 1e-6
+    policy = "color,translation,cutout"  # drawn for the whole batch, applied per micro-batch
+    augmented = _accumulated_step(1, augment=policy)
+    assert max(float(np.abs(a - b).max()) for a, b in zip(one, augmented)) > 1e-6
+    for a, b in zip(augmented, _accumulated_step(4, augment=policy)):
+        np.testing.assert_allclose(b, a, rtol=0, atol=1e-12)
 
 
 def test_a_batchnorm_generator_accumulates_each_micro_batch_with_its_own_statistics():

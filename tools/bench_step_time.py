@@ -34,9 +34,15 @@ step): the same iteration traced again with them replaced by zeros (diagnostics.
 (diagnostics_time_share = 1 - without / with, medians; noise on a shared machine is
 larger than the effect, so read the FLOP share first). The running means that log
 them are kept in both.
+
+--augment POLICY (a DiffAugment policy, e.g. color,translation,cutout; --augment_p a
+probability or ada) trains the timed iteration with that augmentation, and prices it
+the same way: the same settings without augmentation built beside it, the two
+iterations alternated --iters times (augment_over_none = with / without, medians).
 """
 
 import argparse
+import dataclasses
 import json
 import os
 import statistics
@@ -115,6 +121,7 @@ def bench_ours(args):
     config = common.arch_config(
         args.arch, args.loss, normalization=args.normalization, penalty=args.penalty, n_dis=args.n_dis,
         batch_size_D=args.batch_size_D, batch_size_G=args.batch_size_G, precision=args.precision,
+        augment=args.augment, augment_p=args.augment_p,
     )  # fmt: skip
     gan = train_lib.build_gan(config)
     size = models.image_size(args.arch)
@@ -148,6 +155,16 @@ def bench_ours(args):
     matmul = tf.function(lambda: tf.linalg.matmul(a, a))
     out.update(_rates(flops / 1e9, per_iter, _matmul_gflops(lambda: matmul().numpy())))
     out.update(_diagnostics_cost(gan, step, (x, y), flops, args))
+    if args.augment:
+        bare = train_lib.build_gan(
+            dataclasses.replace(config, loop=dataclasses.replace(config.loop, augment="", augment_p=1.0))
+        )
+        bare_step = tf.function(bare.train_step, jit_compile=args.jit)
+        out.update(
+            augment=args.augment,
+            augment_p=args.augment_p,
+            **_alternated("augment_over_none", step, bare_step, (x, y), args),
+        )
     out.update(
         rss_after_import_mib=rss_after_import,
         flops_partial=partial,
@@ -174,16 +191,22 @@ def _diagnostics_cost(gan, step, batch, flops, args):
         bare_flops, _ = graph_flops(bare.get_concrete_function(batch).graph)
     finally:
         gan.diagnostics = with_them
-    a, b = [], []
-    for _ in range(args.warmup):
-        bare(batch)["g_loss"].numpy()
-    for _ in range(args.iters):
-        a += _time(lambda: step(batch)["g_loss"].numpy(), 1, 0)
-        b += _time(lambda: bare(batch)["g_loss"].numpy(), 1, 0)
+    timed = _alternated("with_over_without", step, bare, batch, args)["with_over_without"]
     return {
         "diagnostics_flop_share": round((flops - bare_flops) / flops, 6),
-        "diagnostics_time_share": round(1 - statistics.median(b) / statistics.median(a), 4),
+        "diagnostics_time_share": round(1 - 1 / timed, 4),
     }
+
+
+def _alternated(name, step, other, batch, args):
+    """{name: median time of step / median time of other}, the two traced iterations alternated --iters times."""
+    a, b = [], []
+    for _ in range(args.warmup):
+        other(batch)["g_loss"].numpy()
+    for _ in range(args.iters):
+        a += _time(lambda: step(batch)["g_loss"].numpy(), 1, 0)
+        b += _time(lambda: other(batch)["g_loss"].numpy(), 1, 0)
+    return {name: round(statistics.median(a) / statistics.median(b), 4)}
 
 
 def bench_official(args):
@@ -262,11 +285,13 @@ def main():
     parser.add_argument("--jit", action="store_true", help="XLA-compile our step")
     parser.add_argument("--inter_op", type=int, default=0, help="TF inter-op threads (0: TF's default)")
     parser.add_argument("--intra_op", type=int, default=0, help="TF intra-op threads (0: TF's default)")
+    parser.add_argument("--augment", default="", help="a DiffAugment policy, e.g. color,translation,cutout")
+    parser.add_argument("--augment_p", default=1.0, type=lambda v: v if v == "ada" else float(v))
     parser.add_argument("--official_dir", default=None)
     parser.add_argument("--only_official", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.official_dir and (args.normalization == "sn" or args.penalty):
-        parser.error("the official code has no SN critic and no penalty: drop --official_dir")
+    if args.official_dir and (args.normalization == "sn" or args.penalty or args.augment):
+        parser.error("the official code has no SN critic, no penalty and no augmentation: drop --official_dir")
     if args.only_official:
         print(json.dumps(bench_official(args)), flush=True)
         return
