@@ -312,6 +312,29 @@ def test_stacked_mnist_reads_real_digits_per_channel_and_saves_its_samples(tmp_p
     assert "| real data | 1 | 2 |" in report.summary(rows + real)
 
 
+def test_stacked_mnist_tfds_stacks_tfds_digits_and_is_one_line_where_there_are_none(tmp_path, monkeypatch):
+    """The online protocol: TFDS's mnist (its real builder, mocked) stacked the same way, under a name of its own."""
+    import tensorflow_datasets as tfds
+
+    from pgn_tf import data
+
+    suite = suites.get("stacked_mnist_tfds")
+    assert suite.name == "stacked_mnist_tfds" and suites.num_modes(suite.name) == 1_000
+    with tfds.testing.mock_data(num_examples=20):
+        grey, labels, _ = data.mnist_arrays("tfds")
+        x, triple = (t.numpy() for t in next(iter(suite.dataset(seed=3))))
+    assert x.shape == (32, 32, 32, 3) and x[:, :2].max() == -1.0
+    # Each channel is one of the 20 mocked digits (padded), and the label its triple.
+    padded = np.pad(grey, ((0, 0), (2, 2), (2, 2))).astype(np.float32) / 127.5 - 1.0
+    for image, t in zip(x[:4], triple[:4]):
+        found = [int(np.flatnonzero([np.array_equal(image[..., c], d) for d in padded])[0]) for c in range(3)]
+        assert t == 100 * labels[found[0]] + 10 * labels[found[1]] + labels[found[2]]
+    monkeypatch.setattr(data, "host_reachable", lambda host, timeout=10.0: False)
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path))
+    with pytest.raises(data.DataError, match="mnist is not prepared"):
+        next(iter(suite.dataset(seed=0)))
+
+
 def test_pgn_variants_are_methods_named_by_their_constant():
     """pgn_c<c>: PGN with constant c (docs/models.md), every other setting the suite's."""
     for method, constant in (("pgn_cunit", "unit"), ("pgn_c0.1", 0.1), ("pgn_c0", 0.0)):

@@ -1,4 +1,4 @@
-"""python -m pgn_tf.benchmark --suite=ring8|grid25|stacked_digits|stacked_mnist[,...] --methods=... --seeds=0,1,2 --out=DIR [--steps=N].
+"""python -m pgn_tf.benchmark --suite=ring8|grid25|stacked_digits|stacked_mnist|stacked_mnist_tfds[,...] --methods=... --seeds=0,1,2 --out=DIR [--steps=N].
 
 Trains every (suite, method, seed) through PGNGAN, appends each evaluation to
 DIR/results.jsonl, then writes DIR/summary.md and the pictures. Running the
@@ -107,7 +107,9 @@ def define_flags():
     """The command's flags (defined only when it runs: tests import main() beside other tools' flags)."""
     return (
         flags.DEFINE_string(
-            "suite", None, "ring8, grid25, stacked_digits or stacked_mnist (comma-separated for several)."
+            "suite",
+            None,
+            "ring8, grid25, stacked_digits, stacked_mnist or stacked_mnist_tfds (comma-separated for several).",
         ),
         flags.DEFINE_string("methods", "pgn,gn,sn,gp1,gp0,r1,none", "Critic constraints (gin_configs/baselines)."),
         flags.DEFINE_string("seeds", "0,1,2", "Comma-separated integer seeds."),

