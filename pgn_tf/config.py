@@ -20,7 +20,7 @@ from pgn_tf import augment, penalties
 from pgn_tf.augment import CUTOUT_RATIO, TRANSLATION_RATIO
 from pgn_tf.errors import ConfigError
 from pgn_tf.eval import evaluator
-from pgn_tf.normalization import UNIT, check_constant
+from pgn_tf.normalization import SQRT_D, UNIT, check_constant, check_scale
 from pgn_tf.optimizers import Adam
 from pgn_tf.precision import PRECISIONS
 
@@ -101,6 +101,13 @@ def _pgn_constant(name, value):
         raise ConfigError(f'{GIN_ROOT}.{name} must be a number >= 0 or "{UNIT}", got {_kind(value)}.') from None
 
 
+def _pgn_scale(name, value):
+    try:
+        check_scale(value)
+    except ValueError:
+        raise ConfigError(f'{GIN_ROOT}.{name} must be a number > 0 or "{SQRT_D}", got {_kind(value)}.') from None
+
+
 def _policy(name, value):
     try:
         augment.parse_policy(value if isinstance(value, str) else None)
@@ -162,6 +169,10 @@ class LoopConfig(_Checked):
       pgn_constant: PGN's constant c in ||c * 1 - grad_x f||: 1.0 is the paper's
         (the default, the official formula); a number >= 0 or "unit"
         (1 / sqrt(d)) is a variant beyond the paper (docs/models.md).
+      pgn_scale, pgn_center: interventions on PGN, not the method (1.0 and
+        False are): f_hat multiplied by pgn_scale (a number > 0, or "sqrt_d")
+        before the loss; the raw output less its batch mean (held constant)
+        in f_hat (one device, no accumulation). See `normalization.normalize`.
       num_classes: class count of a conditional model; None otherwise.
       n_dis: critic steps per outer step, each on the next batch_size_D real
         images of the outer step's batch and a fresh batch of fakes.
@@ -201,6 +212,8 @@ class LoopConfig(_Checked):
     penalty_weight: float = field(default=10.0, metadata={"check": _number(0)})
     hold_denominator: bool = field(default=False, metadata={"check": _flag})
     pgn_constant: float | str = field(default=1.0, metadata={"check": _pgn_constant})
+    pgn_scale: float | str = field(default=1.0, metadata={"check": _pgn_scale})
+    pgn_center: bool = field(default=False, metadata={"check": _flag})
     num_classes: int | None = field(default=None, metadata={"check": _integer(1, optional=True)})
     n_dis: int = field(default=1, metadata={"check": _integer(1)})
     batch_size_D: int = field(default=64, metadata={"check": _integer(1)})
@@ -240,10 +253,16 @@ class LoopConfig(_Checked):
 
     def __post_init__(self):
         super().__post_init__()
-        if self.pgn_constant != 1.0 and self.normalization != "pgn":
+        for name, method in (("pgn_constant", 1.0), ("pgn_scale", 1.0), ("pgn_center", False)):
+            if getattr(self, name) != method and self.normalization != "pgn":
+                raise ConfigError(
+                    f'{GIN_ROOT}.{name} = {getattr(self, name)!r} needs normalization "pgn", '
+                    f"not {self.normalization!r}."
+                )
+        if self.pgn_center and self.accumulation > 1:
             raise ConfigError(
-                f'{GIN_ROOT}.pgn_constant = {self.pgn_constant!r} needs normalization "pgn", '
-                f"not {self.normalization!r}."
+                f"{GIN_ROOT}.pgn_center = True takes the mean over a whole batch: it needs accumulation = 1, "
+                f"not {self.accumulation}."
             )
         if (self.ada or self.augment_p != 1.0) and not self.augment:
             raise ConfigError(
@@ -264,7 +283,13 @@ class LoopConfig(_Checked):
                 )
 
     def check_replicas(self, replicas):
-        """Raises ConfigError unless both batch sizes split evenly over `replicas` (and then into micro-batches)."""
+        """Raises ConfigError unless both batch sizes split evenly over `replicas` (and then into micro-batches),
+        and pgn_center (a whole batch's mean) runs on one replica."""
+        if self.pgn_center and replicas > 1:
+            raise ConfigError(
+                f"{GIN_ROOT}.pgn_center = True takes the mean over a whole batch: it runs on one device, "
+                f"not {replicas} replicas."
+            )
         for name in ("batch_size_D", "batch_size_G"):
             value = getattr(self, name)
             if value % (replicas * self.accumulation):

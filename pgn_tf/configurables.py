@@ -46,6 +46,8 @@ def settings(
     penalty_weight=10.0,
     hold_denominator=False,
     pgn_constant=1.0,
+    pgn_scale=1.0,
+    pgn_center=False,
     num_classes=None,
     total_steps=200_000,
     batch_size_D=64,

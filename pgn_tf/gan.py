@@ -124,6 +124,8 @@ class PGNGAN(keras.Model):
             mode=self.loop.critic_mode,
             hold_denominator=self.loop.hold_denominator,
             constant=self.loop.pgn_constant,
+            scale=self.loop.pgn_scale,
+            center=self.loop.pgn_center,
         )
         self.ema_generator = keras.models.clone_model(generator)
         self.ema_generator.set_weights(generator.get_weights())

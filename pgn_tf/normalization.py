@@ -16,6 +16,17 @@ MODES = ("pgn", "gn", "none")
 # PGN's constant vector c * 1 in ||c * 1 - grad_x f||: c = 1 is the paper's (the default); "unit" is
 # c = 1 / sqrt(d), a unit vector; any c >= 0 (c = 0 is GN applied to 1 - f). Variants beyond the paper.
 UNIT = "unit"
+# pgn_scale's value for s = sqrt(d): f_hat * sqrt(d) is ~ 1 - f where the denominator is ~ sqrt(d).
+SQRT_D = "sqrt_d"
+
+
+def check_scale(scale):
+    """Raises ValueError unless scale is a number > 0 (not a bool) or "sqrt_d"."""
+    ok = scale == SQRT_D or (
+        isinstance(scale, (int, float)) and not isinstance(scale, bool) and math.isfinite(scale) and scale > 0
+    )
+    if not ok:
+        raise ValueError(f'PGN\'s scale must be a number > 0 or "{SQRT_D}", got {scale!r}.')
 
 
 def check_constant(constant):
@@ -74,12 +85,16 @@ def per_sample_norm(t, eps):
     return tf.sqrt(tf.reduce_sum(tf.square(t), axis=axes) + eps)
 
 
-def normalize(critic, x, labels=None, mode="pgn", training=None, eps=EPS, frozen=False, hold=False, constant=1.0):
+def normalize(
+    critic, x, labels=None, mode="pgn", training=None, eps=EPS, frozen=False, hold=False, constant=1.0, scale=1.0,
+    center=False,
+):  # fmt: skip
     """Applies a critic to x through PGN, GN or nothing.
 
         PGN: f_hat = (1 - f) / (||1 - grad_x f||_2 + |1 - f|)
         GN:  f_hat = f / (||grad_x f||_2 + |f|)
         PGN with constant c (a variant): f_hat = (1 - f) / (||c * 1 - grad_x f||_2 + |1 - f|)
+        PGN's interventions (not the method; docs/models.md): f_hat * s (scale), and f - mean(f) for f (center)
 
     grad_x f is the per-sample gradient of f with respect to its input (one
     inner tape; samples must be independent, so no BatchNorm in the critic),
@@ -110,6 +125,13 @@ def normalize(critic, x, labels=None, mode="pgn", training=None, eps=EPS, frozen
         formula, unchanged), any number >= 0, or "unit" (c = 1 / sqrt(d), d
         the input size, so that the constant vector has norm 1). Not the
         method: a variant (docs/models.md, "PGN variants").
+      scale: PGN's f_hat multiplied by s before the loss: 1.0 (the method), a
+        number > 0, or "sqrt_d" (s = sqrt(d)). An intervention, not the method.
+      center: PGN's raw output taken less its mean over the batch (the mean
+        held constant: no gradient through it), so an offset that reals and
+        fakes share never reaches f_hat: f_hat = (1 - f_c) / (||1 - grad_x f||
+        + |1 - f_c|), f_c = f - mean(f). Couples the samples of a batch (one
+        device, no accumulation). An intervention, not the method.
 
     Returns:
       A `Normalized` (f_hat, f, grad_norm, input_grad_norm, ones_cos).
@@ -117,6 +139,9 @@ def normalize(critic, x, labels=None, mode="pgn", training=None, eps=EPS, frozen
     if mode not in MODES:
         raise ValueError(f"Unknown normalization mode {mode!r}; expected one of {MODES}.")
     check_constant(constant)
+    check_scale(scale)
+    if (scale != 1.0 or center) and mode != "pgn":
+        raise ValueError(f"PGN's scale and center need mode 'pgn', not {mode!r}.")
     x = tf.convert_to_tensor(x)
     if mode == "none":
         f = tf.cast(call_critic(critic, x, labels, training), x.dtype)
@@ -141,14 +166,17 @@ def normalize(critic, x, labels=None, mode="pgn", training=None, eps=EPS, frozen
         else:
             c = 1.0 / tf.sqrt(d) if constant == UNIT else tf.constant(constant, x.dtype)
             grad_norm = per_sample_norm(c - grad, eps)
-        num = 1.0 - f
+        num = 1.0 - (f - tf.stop_gradient(tf.reduce_mean(f)) if center else f)
     else:
         grad_norm = input_grad_norm
         num = f
     grad_norm_b = tf.reshape(grad_norm, [-1] + [1] * (len(f.shape) - 1))
     if hold:
         grad_norm_b = tf.stop_gradient(grad_norm_b)
-    return Normalized(num / (grad_norm_b + tf.abs(num)), f, grad_norm, input_grad_norm, ones_cos)
+    f_hat = num / (grad_norm_b + tf.abs(num))
+    if scale != 1.0:
+        f_hat *= tf.sqrt(d) if scale == SQRT_D else tf.constant(scale, x.dtype)
+    return Normalized(f_hat, f, grad_norm, input_grad_norm, ones_cos)
 
 
 def sensitivity(out, mode):
@@ -200,7 +228,9 @@ class PGNDiscriminator(keras.Model):
         gradient of sum(f) is no longer each sample's own gradient).
     """
 
-    def __init__(self, critic, mode="pgn", eps=EPS, hold_denominator=False, constant=1.0, **kwargs):
+    def __init__(
+        self, critic, mode="pgn", eps=EPS, hold_denominator=False, constant=1.0, scale=1.0, center=False, **kwargs
+    ):
         # Under a mixed-precision policy the critic computes in (b)float16; the wrapper (its input
         # gradient, norm and division) keeps the variables' dtype, so it is not the policy's compute dtype.
         kwargs.setdefault("dtype", keras.config.dtype_policy().variable_dtype)
@@ -208,8 +238,9 @@ class PGNDiscriminator(keras.Model):
         if mode not in MODES:
             raise ValueError(f"Unknown normalization mode {mode!r}; expected one of {MODES}.")
         check_constant(constant)
-        if constant != 1.0 and mode != "pgn":
-            raise ValueError(f"PGN's constant {constant!r} needs mode 'pgn', not {mode!r}.")
+        check_scale(scale)
+        if (constant != 1.0 or scale != 1.0 or center) and mode != "pgn":
+            raise ValueError(f"PGN's constant, scale and center need mode 'pgn', not {mode!r}.")
         coupled = _batch_coupling_layers(critic)
         if coupled:
             raise ValueError(
@@ -222,6 +253,7 @@ class PGNDiscriminator(keras.Model):
         self.eps = eps
         self.hold_denominator = hold_denominator  # the ablation `normalize(hold=True)`; False is the method
         self.constant = constant  # PGN's constant c (`normalize`); 1.0 is the method
+        self.scale, self.center = scale, center  # PGN's interventions (`normalize`); 1.0 and False are the method
         self.built = True  # no weights of its own; the critic is built
 
     def call(self, inputs, labels=None, training=None):
@@ -230,8 +262,9 @@ class PGNDiscriminator(keras.Model):
     def normalize(self, x, labels=None, training=None, frozen=False):
         """Returns `Normalized(f_hat, f, grad_norm, input_grad_norm, ones_cos)` for monitoring; see `normalize`."""
         return normalize(
-            self.critic, x, labels, self.mode, training, self.eps, frozen, self.hold_denominator, self.constant
-        )
+            self.critic, x, labels, self.mode, training, self.eps, frozen, self.hold_denominator, self.constant,
+            self.scale, self.center,
+        )  # fmt: skip
 
     def get_config(self):
         config = super().get_config()
@@ -241,6 +274,8 @@ class PGNDiscriminator(keras.Model):
             eps=self.eps,
             hold_denominator=self.hold_denominator,
             constant=self.constant,
+            scale=self.scale,
+            center=self.center,
         )
         return config
 

@@ -172,7 +172,8 @@ def test_stacked_digits_scores_channels_with_the_digits_classifier(tmp_path):
 BAD = {
     "unknown suite": ({"suite": "ring9"}, "unknown suite 'ring9'"),
     "unknown method": ({"methods": "pgn,wgan"}, "unknown method 'wgan'"),
-    "bad pgn variant": ({"methods": "pgn_chalf"}, "the constant after pgn_c must be a number >= 0 or unit"),
+    "bad pgn variant": ({"methods": "pgn_chalf"}, "method 'pgn_chalf': cannot read its part 'chalf'"),
+    "bad pgn part": ({"methods": "pgn_c0.1_flat"}, "cannot read its part 'flat'; choose from pgn, gn"),
     "no seeds": ({"seeds": ""}, "--seeds is empty"),
     "bad seeds": ({"seeds": "0,one"}, "--seeds must be comma-separated integers"),
     "no suite": ({"suite": None}, "--suite is empty"),
@@ -335,11 +336,16 @@ def test_stacked_mnist_tfds_stacks_tfds_digits_and_is_one_line_where_there_are_n
         next(iter(suite.dataset(seed=0)))
 
 
-def test_pgn_variants_are_methods_named_by_their_constant():
-    """pgn_c<c>: PGN with constant c (docs/models.md), every other setting the suite's."""
-    for method, constant in (("pgn_cunit", "unit"), ("pgn_c0.1", 0.1), ("pgn_c0", 0.0)):
+def test_pgn_variants_are_methods_named_by_their_parts():
+    """pgn_<parts>: PGN with constant c<c>, scale s<s>, center (docs/models.md), every other setting the suite's."""
+    for method, want in (
+        ("pgn_cunit", ("unit", 1.0, False)), ("pgn_c0.1", (0.1, 1.0, False)), ("pgn_c0", (0.0, 1.0, False)),
+        ("pgn_center", (1.0, 1.0, True)), ("pgn_ssqrtd", (1.0, "sqrt_d", False)), ("pgn_s8", (1.0, 8.0, False)),
+        ("pgn_c0.1_center", (0.1, 1.0, True)),
+    ):  # fmt: skip
         loop = run.run_config(suites.get("ring8"), method, seed=0, steps=5).loop
-        assert (loop.normalization, loop.pgn_constant) == ("pgn", constant)
-    assert run.run_config(suites.get("ring8"), "pgn", seed=0, steps=5).loop.pgn_constant == 1.0
+        assert (loop.normalization, loop.pgn_constant, loop.pgn_scale, loop.pgn_center) == ("pgn", *want)
+    loop = run.run_config(suites.get("ring8"), "pgn", seed=0, steps=5).loop
+    assert (loop.pgn_constant, loop.pgn_scale, loop.pgn_center) == (1.0, 1.0, False)
     with pytest.raises(ValueError, match="unknown method 'wgan'"):
         run.method_settings("wgan")

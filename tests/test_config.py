@@ -86,6 +86,20 @@ def test_hold_denominator_needs_a_denominator():
         LoopConfig(hold_denominator="yes")
 
 
+def test_pgns_interventions_need_pgn_and_center_one_whole_batch():
+    from pgn_tf.config import LoopConfig
+    from pgn_tf.errors import ConfigError
+
+    for setting in ({"pgn_scale": 2.0}, {"pgn_center": True}):
+        with pytest.raises(ConfigError, match="needs normalization \"pgn\", not 'gn'"):
+            LoopConfig(normalization="gn", **setting)
+    centred = LoopConfig(pgn_center=True)
+    centred.check_replicas(1)
+    with pytest.raises(ConfigError, match="pgn_center = True takes the mean over a whole batch: it runs on one device"):
+        centred.check_replicas(2)
+    LoopConfig(pgn_scale="sqrt_d").check_replicas(2)
+
+
 @pytest.mark.subprocess
 def test_parse_gin_is_quiet_outside_absl(tmp_path):
     """gin logs each folder it searches for an include to Python's root logger; a plain script sees none of it."""

@@ -332,6 +332,10 @@ BAD_BINDINGS = {
     "train_and_evaluate.dataset_fn='digits'": 'dataset_fn must be a configurable (e.g. @data.cifar10), "folder:PATH"',
     "train_and_evaluate.dataset_fn='folder:'": "\"tfds:NAME\", got 'folder:'",
     "train_and_evaluate.dataset_fn=3": 'dataset_fn must be a configurable (e.g. @data.cifar10), "folder:PATH" or',
+    "train_and_evaluate.pgn_scale=0": 'pgn_scale must be a number > 0 or "sqrt_d", got 0 (int)',
+    "train_and_evaluate.pgn_center=1": "pgn_center must be True or False, got 1 (int)",
+    "train_and_evaluate.pgn_center=True\ntrain_and_evaluate.accumulation=2": "pgn_center = True takes the mean over "
+    "a whole batch: it needs accumulation = 1, not 2.",
     "train_and_evaluate.augment='color,flip'": "augment must be a comma-separated subset of ('color', 'translation', "
     "'cutout') (or \"\" for none), got 'color,flip' (str)",
     "train_and_evaluate.augment='color,color'": "augment must be a comma-separated subset of",

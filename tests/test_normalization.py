@@ -389,3 +389,50 @@ def test_a_pgn_constants_input_gradient_is_bounded_as_docs_state(constant):
 def test_a_bad_constant_is_refused(bad):
     with pytest.raises(ValueError, match='constant must be a number >= 0 or "unit"'):
         PGNDiscriminator(linear_critic(), constant=bad)
+
+
+# --- PGN's interventions (scale, center): not the method, opt-in -------------------------------------------------
+
+
+@pytest.mark.parametrize("scale", [2.5, "sqrt_d"])
+def test_a_pgn_scale_multiplies_f_hat_and_its_input_gradient(scale):
+    """f_hat_s = s (1 - f) / (||1 - w|| + |1 - f|) on a linear critic; "sqrt_d" is s = sqrt(d)."""
+    critic = linear_critic()
+    (w, b), x = critic.get_weights(), np.random.default_rng(2).standard_normal((6,) + SHAPE)
+    f = x.reshape(6, -1) @ w + b
+    s = np.sqrt(D) if scale == "sqrt_d" else scale
+    norm = np.sqrt(np.sum((1 - w[:, 0]) ** 2) + EPS)
+    out = normalize(critic, tf.constant(x), mode="pgn", scale=scale)
+    np.testing.assert_allclose(out.f_hat.numpy(), s * (1 - f) / (norm + np.abs(1 - f)), rtol=1e-12)
+    wrapped = PGNDiscriminator(critic, scale=scale, dtype="float64")
+    assert PGNDiscriminator.from_config(wrapped.get_config()).scale == scale
+
+
+def test_pgn_center_removes_the_batch_mean_of_f_and_no_gradient_flows_through_it():
+    """f_hat = (1 - (f - mean f)) / (||1 - w|| + |1 - (f - mean f)|); a shift of every f changes nothing; the
+    input gradient of each sample is its own (the mean held)."""
+    critic = linear_critic()
+    (w, b), x = critic.get_weights(), np.random.default_rng(2).standard_normal((6,) + SHAPE)
+    f = x.reshape(6, -1) @ w + b
+    u = 1 - (f - f.mean())
+    norm = np.sqrt(np.sum((1 - w[:, 0]) ** 2) + EPS)
+    out = normalize(critic, tf.constant(x), mode="pgn", center=True)
+    np.testing.assert_allclose(out.f_hat.numpy(), u / (norm + np.abs(u)), rtol=1e-12)
+    np.testing.assert_allclose(out.f.numpy(), f, rtol=1e-12)  # the raw output is reported as it is
+    shifted = linear_critic()
+    shifted.set_weights([w, b + 1000.0])  # the shared offset the intervention is about
+    np.testing.assert_allclose(normalize(shifted, tf.constant(x), center=True).f_hat, out.f_hat, rtol=1e-9)
+    xt = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(xt)
+        first = normalize(critic, xt, mode="pgn", center=True).f_hat[0, 0]
+    grad = tape.gradient(first, xt).numpy()
+    assert np.all(grad[1:] == 0) and np.abs(grad[0]).sum() > 0
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, "sqrt", True])
+def test_a_bad_scale_is_refused_and_the_interventions_need_pgn(bad):
+    with pytest.raises(ValueError, match='scale must be a number > 0 or "sqrt_d"'):
+        PGNDiscriminator(linear_critic(), scale=bad)
+    with pytest.raises(ValueError, match="need mode 'pgn'"):
+        PGNDiscriminator(linear_critic(), mode="gn", center=True)

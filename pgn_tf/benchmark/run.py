@@ -22,7 +22,7 @@ from pgn_tf.config import RunConfig
 from pgn_tf.diagnostics import DIAGNOSTICS
 from pgn_tf.errors import CheckpointError, first_line
 from pgn_tf.eval import diversity
-from pgn_tf.normalization import check_constant
+from pgn_tf.normalization import SQRT_D, UNIT, check_constant, check_scale
 from pgn_tf.workdir import claimed
 
 # Each method's constraint: the settings of its gin overlay, gin_configs/baselines/<method>.gin (a test checks).
@@ -37,28 +37,40 @@ METHOD_SETTINGS = {
     "none": {"normalization": "none"},
 }
 METHODS = tuple(METHOD_SETTINGS)
-# PGN with another constant c in ||c * 1 - grad f|| (normalization.normalize's `constant`; a variant beyond the
-# paper): "pgn_c<c>", e.g. pgn_cunit (c = 1 / sqrt(d)), pgn_c0.1, pgn_c0 (GN applied to 1 - f).
-PGN_VARIANT = "pgn_c"
+# PGN variants and interventions beyond the paper (normalization.normalize's constant, scale and center), named
+# "pgn_<parts>" (method_settings): e.g. pgn_cunit (c = 1 / sqrt(d)), pgn_c0 (GN applied to 1 - f), pgn_center.
+PGN_VARIANT = "pgn_"
 
 
 def method_settings(method):
-    """A method's settings: METHOD_SETTINGS, or PGN with another constant for "pgn_c<c>".
+    """A method's settings: METHOD_SETTINGS, or PGN with variants and interventions named by "_"-joined parts
+    after "pgn": c<c> (pgn_constant: a number >= 0 or unit), s<s> (pgn_scale: a number > 0, or sqrtd for
+    sqrt(d)) and center (pgn_center); e.g. pgn_c0.1, pgn_center, pgn_ssqrtd, pgn_c0.1_center.
 
     Raises:
-      ValueError: an unknown method, or a variant whose constant is not a number >= 0 or "unit".
+      ValueError: an unknown method or part, or a value out of its range.
     """
     if method in METHOD_SETTINGS:
         return METHOD_SETTINGS[method]
-    if method.startswith(PGN_VARIANT):
-        text = method[len(PGN_VARIANT) :]
+    usage = f"choose from {', '.join(METHODS)} or pgn_<parts> (parts: c<constant>, s<scale>, center)"
+    if not method.startswith(PGN_VARIANT) or method == PGN_VARIANT:
+        raise ValueError(f"unknown method {method!r}; {usage}.")
+    settings = {"normalization": "pgn"}
+    for part in method[len(PGN_VARIANT) :].split("_"):
         try:
-            constant = text if text == "unit" else float(text)
-            check_constant(constant)
+            if part == "center":
+                settings["pgn_center"] = True
+            elif part.startswith("c"):
+                settings["pgn_constant"] = part[1:] if part[1:] == UNIT else float(part[1:])
+                check_constant(settings["pgn_constant"])
+            elif part.startswith("s"):
+                settings["pgn_scale"] = SQRT_D if part == "ssqrtd" else float(part[1:])
+                check_scale(settings["pgn_scale"])
+            else:
+                raise ValueError
         except ValueError:
-            raise ValueError(f"method {method!r}: the constant after pgn_c must be a number >= 0 or unit.") from None
-        return {"normalization": "pgn", "pgn_constant": constant}
-    raise ValueError(f"unknown method {method!r}; choose from {', '.join(METHODS)} or pgn_c<constant>.")
+            raise ValueError(f"method {method!r}: cannot read its part {part!r}; {usage}.") from None
+    return settings
 
 
 SAMPLE_BATCH = 1000  # generated images per call when scoring stacked digits
