@@ -349,3 +349,33 @@ def test_pgn_variants_are_methods_named_by_their_parts():
     assert (loop.pgn_constant, loop.pgn_scale, loop.pgn_center) == (1.0, 1.0, False)
     with pytest.raises(ValueError, match="unknown method 'wgan'"):
         run.method_settings("wgan")
+
+
+def test_a_fresh_generator_at_step_s_is_the_seeds_initial_one_with_its_optimizer_reset(tmp_path):
+    """pgn_newg<S>: at step S, G and EMA-G are the step-0 G again and G's Adam starts afresh; the critic goes on."""
+    import keras
+
+    from pgn_tf import train_lib
+
+    small = suites.get("ring8")._replace(eval_every=2)
+    config = run.run_config(small, "pgn_newg3", seed=1, steps=4)
+    assert run.fresh_generator_step("pgn_newg3") == 3 and run.fresh_generator_step("pgn_c0.1") is None
+    initial = [w.copy() for w in train_lib.build_gan(config).generator.get_weights()]
+    gan = train_lib.build_gan(config)
+    critic_before = [w.copy() for w in gan.discriminator.get_weights()]
+    fresh = run.FreshGenerator(config, 3)
+    fresh.set_model(gan)
+    data = config.dataset_fn(batch_size=small.batch_size_D, seed=1, start_step=0)
+    gan.fit(data, epochs=1, steps_per_epoch=2, verbose=0, callbacks=[fresh])  # steps 1, 2: nothing happens
+    assert not np.allclose(gan.generator.get_weights()[0], initial[0])
+    gan.fit(data, epochs=1, steps_per_epoch=1, verbose=0, callbacks=[fresh])  # step 3: the reset
+    for g in (gan.generator, gan.ema_generator):
+        for got, want in zip(g.get_weights(), initial):
+            np.testing.assert_array_equal(got, want)
+    assert all(not np.any(v.numpy()) for v in gan.g_optimizer.variables)
+    assert not np.allclose(gan.discriminator.get_weights()[0], critic_before[0])  # the critic kept its training
+    keras.utils.set_random_seed(0)
+    rows = run.run([small], ["pgn_newg2"], [0], str(tmp_path), steps=4)
+    assert [(r["method"], r["step"]) for r in rows] == [("pgn_newg2", 2), ("pgn_newg2", 4)]
+    with pytest.raises(ValueError, match="cannot read its part 'newg0'"):
+        run.method_settings("pgn_newg0")

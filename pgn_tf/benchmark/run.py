@@ -42,17 +42,21 @@ METHODS = tuple(METHOD_SETTINGS)
 PGN_VARIANT = "pgn_"
 
 
+FRESH_GENERATOR = "newg"  # a method part: newg<S>, a new generator at step S (FreshGenerator)
+
+
 def method_settings(method):
     """A method's settings: METHOD_SETTINGS, or PGN with variants and interventions named by "_"-joined parts
     after "pgn": c<c> (pgn_constant: a number >= 0 or unit), s<s> (pgn_scale: a number > 0, or sqrtd for
-    sqrt(d)) and center (pgn_center); e.g. pgn_c0.1, pgn_center, pgn_ssqrtd, pgn_c0.1_center.
+    sqrt(d)), center (pgn_center) and newg<S> (the benchmark's own: `fresh_generator_step`); e.g. pgn_c0.1,
+    pgn_center, pgn_ssqrtd, pgn_c0.1_center, pgn_newg1500.
 
     Raises:
       ValueError: an unknown method or part, or a value out of its range.
     """
     if method in METHOD_SETTINGS:
         return METHOD_SETTINGS[method]
-    usage = f"choose from {', '.join(METHODS)} or pgn_<parts> (parts: c<constant>, s<scale>, center)"
+    usage = f"choose from {', '.join(METHODS)} or pgn_<parts> (parts: c<constant>, s<scale>, center, newg<step>)"
     if not method.startswith(PGN_VARIANT) or method == PGN_VARIANT:
         raise ValueError(f"unknown method {method!r}; {usage}.")
     settings = {"normalization": "pgn"}
@@ -60,6 +64,9 @@ def method_settings(method):
         try:
             if part == "center":
                 settings["pgn_center"] = True
+            elif part.startswith(FRESH_GENERATOR):
+                if int(part[len(FRESH_GENERATOR) :]) < 1:
+                    raise ValueError
             elif part.startswith("c"):
                 settings["pgn_constant"] = part[1:] if part[1:] == UNIT else float(part[1:])
                 check_constant(settings["pgn_constant"])
@@ -71,6 +78,37 @@ def method_settings(method):
         except ValueError:
             raise ValueError(f"method {method!r}: cannot read its part {part!r}; {usage}.") from None
     return settings
+
+
+def fresh_generator_step(method):
+    """S of a method's newg<S> part, else None."""
+    if not method.startswith(PGN_VARIANT):
+        return None
+    parts = [p for p in method.split("_")[1:] if p.startswith(FRESH_GENERATOR)]
+    return int(parts[0][len(FRESH_GENERATOR) :]) if parts else None
+
+
+class FreshGenerator(keras.callbacks.Callback):
+    """An intervention: at the end of outer step S, G and EMA-G become the step-0 generator again (the seed's
+    initial weights) and G's optimizer starts afresh (moments and count zeroed), while the critic keeps its
+    state. Modes at S + k against the method's own at k then say what the critic's state at S does to a new G.
+    Before the step's scoring, so the evaluation at S scores the new G and its checkpoint holds it (a resumed
+    run restarts past S, or reaches S again and resets there)."""
+
+    def __init__(self, config, step):
+        super().__init__()
+        self.config, self.at = config, step
+
+    def on_train_batch_end(self, batch, logs=None):
+        if int(self.model.step.numpy()) != self.at:
+            return
+        loop = self.config.loop
+        keras.utils.set_random_seed(loop.seed)  # as train_lib.build_gan seeds the generator, built first
+        fresh = self.config.generator_fn(z_dim=loop.z_dim)
+        for g in (self.model.generator, self.model.ema_generator):
+            g.set_weights(fresh.get_weights())
+        for v in self.model.g_optimizer.variables:
+            v.assign(tf.zeros_like(v))
 
 
 SAMPLE_BATCH = 1000  # generated images per call when scoring stacked digits
@@ -246,10 +284,13 @@ def run(suite_names, methods, seeds, out, steps=None, stream=None, save_samples_
             progress.work -= step  # trained before this process: not in its rate
             npz_dir = workdir if save_samples_npz else None
             scoring = Scoring(suite, method, seed, n_steps, path, seconds_before, progress, stream, npz_dir)
+            fresh_at = fresh_generator_step(method)
+            interventions = [] if fresh_at is None else [FreshGenerator(config, fresh_at)]
             # TensorBoard scalars (losses, diagnostics) at each evaluation, then the scoring; _resume has restored
             # the newest checkpoint that has a line.
             try:
-                train_lib.run(built, reporting=_reporting(scoring, n_steps, suite.eval_every), checkpoint=None)
+                reporting = _reporting(scoring, n_steps, suite.eval_every, interventions)
+                train_lib.run(built, reporting=reporting, checkpoint=None)
             except faults.Diverged as e:  # this run ends; its lines so far stay, and the others go on
                 print(f"warning: {suite.name} {method} seed {seed}: {first_line(e)}", file=stream, flush=True)
         if scoring.samples is not None:
@@ -276,9 +317,10 @@ def code_version():
     return commit + ("+dirty" if dirty else "")
 
 
-def _reporting(scoring, n_steps, every):
-    """The runs' reporting callbacks (train_lib.run): TensorBoard scalars without a progress line, and scoring."""
-    return lambda writer: [callbacks.StepLogger(writer, n_steps, every, stream=None), scoring]
+def _reporting(scoring, n_steps, every, interventions=()):
+    """The runs' reporting callbacks (train_lib.run): TensorBoard scalars without a progress line, the
+    interventions, and scoring."""
+    return lambda writer: [callbacks.StepLogger(writer, n_steps, every, stream=None), *interventions, scoring]
 
 
 class _Progress:
