@@ -1,7 +1,8 @@
 """The commands README.md and docs/*.md show name only flags their tools have; their links resolve.
 
 The README opens with the set-up command and the test command CI runs, and links every page of docs/;
-a table copied from a benchmark summary (docs/benchmark/**/summary.md) says what the summary says.
+a table copied from a benchmark summary (docs/benchmark/**/summary.md) says what the summary says, and the
+quickstart's scores and the seed-0 rerun's range are those of their stored results files.
 
 A command is `python -m pgn_tf.<tool>`, `pgn-<tool>` or `tools/<script>.py` inside a code block or a code span
 (spans may wrap over lines; a block's lines may continue with a backslash). Its flags are the `--name` words
@@ -12,6 +13,7 @@ their argparse `add_argument("--...")`, absl `DEFINE_*("...")` and `"--..."` lit
 
 import ast
 import glob
+import json
 import os
 import re
 import subprocess
@@ -304,3 +306,30 @@ def test_tables_copied_from_a_benchmark_summary_match_it():
             checked += 1
     assert not wrong, "rows no summary has:\n" + "\n".join(wrong)
     assert checked >= 28  # benchmark.md's grid25, ring8, stacked_digits and re-run tables, 7 methods each
+
+
+def results(*parts):
+    """The lines of a stored results file under docs/benchmark/ (or docs/measurements/), as dicts."""
+    with open(os.path.join(ROOT, "docs", *parts), encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def test_readme_quickstart_scores_are_the_stored_runs():
+    (scores,) = results("benchmark", "why", "quickstart_eval.jsonl")
+    with open(os.path.join(ROOT, "README.md"), encoding="utf-8") as f:
+        text = " ".join(f.read().split())
+    stored = [f"{scores[k]:.1f}" for k in ("IS", "FID", "IS_ema", "FID_ema")]
+    assert "IS {} / FID {} for G and IS {} / FID {} for EMA-G".format(*stored) in text
+
+
+def test_findings_seed0_rerun_range_is_the_stored_one():
+    def modes(lines):
+        return {(r["method"], r["step"]): r["modes"] for r in lines if r["seed"] == 0}
+
+    first = modes(results("benchmark", "e3", "results.jsonl"))
+    rerun = modes(results("benchmark", "e3", "seed0_rerun", "results.jsonl"))
+    gaps = [abs(n - first[key]) for key, n in rerun.items()]
+    assert len(gaps) == 24  # PGN, GN and SN, 8 evaluations each
+    with open(os.path.join(ROOT, "docs", "findings.md"), encoding="utf-8") as f:
+        text = " ".join(f.read().split())
+    assert f"within {min(gaps)}-{max(gaps)} modes" in text
