@@ -379,3 +379,35 @@ def test_a_fresh_generator_at_step_s_is_the_seeds_initial_one_with_its_optimizer
     assert [(r["method"], r["step"]) for r in rows] == [("pgn_newg2", 2), ("pgn_newg2", 4)]
     with pytest.raises(ValueError, match="cannot read its part 'newg0'"):
         run.method_settings("pgn_newg0")
+
+
+def test_folders_trained_side_by_side_merge_into_one_table_of_one_code_version(tmp_path, capsys):
+    """tools/merge_benchmark.py: complete runs of every folder, the incomplete left out and named, one code."""
+    from conftest import load_tool
+
+    tool = load_tool("merge_benchmark")
+    small = suites.get("ring8")._replace(eval_every=2)
+    run.run([small], ["gn"], [0], str(tmp_path / "a"), steps=4)
+    run.run([small], ["none"], [0], str(tmp_path / "b"), steps=4)
+    run.run([small], ["pgn"], [0], str(tmp_path / "b"), steps=2)  # stopped midway, as far as a 4-step table goes
+    assert tool.main([str(tmp_path / "a"), str(tmp_path / "b"), f"--out={tmp_path / 'm'}", "--steps=4"]) == 0
+    merged = run.read_results(str(tmp_path / "m" / "results.jsonl"))
+    assert sorted({(r["method"], r["step"]) for r in merged}) == [("gn", 2), ("gn", 4), ("none", 2), ("none", 4)]
+    assert "left out: ring8 pgn seed 0 (stopped at step 2)" in capsys.readouterr().out
+    table = (tmp_path / "m" / "summary.md").read_text()
+    assert "| gn | 1 | 4 |" in table and "| none | 1 | 4 |" in table and "Merged from 2 folders" in table
+    # Another code version, or the same run twice: refused, one line.
+    lines = (tmp_path / "b" / "results.jsonl").read_text().splitlines()
+    other = [json.dumps({**json.loads(line), "code": "0123456789ab"}) for line in lines]
+    (tmp_path / "b" / "results.jsonl").write_text("\n".join(other) + "\n")
+    assert tool.main([str(tmp_path / "a"), str(tmp_path / "b"), f"--out={tmp_path / 'n'}", "--steps=4"]) == 2
+    assert "several code versions" in capsys.readouterr().err
+    assert tool.main([str(tmp_path / "a"), str(tmp_path / "a"), f"--out={tmp_path / 'n'}"]) == 2
+    assert "is in both" in capsys.readouterr().err
+
+
+def test_the_bootstrap_interval_of_the_mean_over_seeds():
+    assert report.bootstrap_interval([5.0]) is None
+    low, high = report.bootstrap_interval([1.0, 2.0, 3.0, 4.0, 5.0])
+    assert 1.0 < low < 3.0 < high < 5.0 and report.bootstrap_interval([1.0, 2.0, 3.0, 4.0, 5.0]) == (low, high)
+    assert report.bootstrap_interval([7.0, 7.0, 7.0]) == (7.0, 7.0)

@@ -79,27 +79,8 @@ def main(suite, methods, seeds, out, steps=None, dim=2, g_out="linear", loss="bc
         if code is None:
             raise
         return code
-    notes = []
-    if any(s.name.startswith("stacked_digits") for s in chosen):
-        from pgn_tf.eval import digits_classifier
-
-        accuracy = digits_classifier.holdout_accuracy()
-        notes.append(f"Digits classifier held-out accuracy (297 digits): {accuracy:.3f}.")
-    real_rows = []  # each stacked suite's real data by the same protocol: the table's ceiling
-    for stacked in chosen:
-        if stacked.name.startswith("stacked_mnist"):
-            from pgn_tf.eval import mnist_classifier
-
-            accuracy = mnist_classifier.holdout_accuracy()
-            notes.append(f"MNIST classifier held-out accuracy (1,000 real digits): {accuracy:.3f}.")
-            real_rows += run.real_rows(stacked, seed_values, steps or stacked.steps)
     command = "python -m pgn_tf.benchmark " + " ".join(shlex.quote(a) for a in argv) if argv else None
-    with open(os.path.join(out, "summary.md.tmp"), "w") as f:
-        f.write(report.summary(rows + real_rows, command, notes))
-    os.replace(os.path.join(out, "summary.md.tmp"), os.path.join(out, "summary.md"))
-    for path in report.plots(out, rows):
-        print(f"wrote {path}", flush=True)
-    print(f"wrote {os.path.join(out, 'summary.md')}", flush=True)
+    report.write(out, rows, chosen, seed_values, steps, command)
     return 0
 
 
