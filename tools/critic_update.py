@@ -1,9 +1,11 @@
 """What moves the critic's raw outputs, one training step at a time: python tools/critic_update.py
 
   --gin_file=FILE [--gin_file=...] [--gin_param=...] --start=S --end=E --out=JSON [--png=PNG]
+  --benchmark=SUITE:METHOD:SEED --start=S --end=E --out=JSON [--png=PNG]   (a benchmark run, as it trains)
   --from_json=JSON [--from_json=JSON2 ...] --png=PNG     (draws earlier results side by side)
 
-Trains the run the gin files describe (as `pgn_tf.train` does, from step 0, in memory: no workdir is written)
+Trains the run the gin files describe (as `pgn_tf.train` does, from step 0, in memory: no workdir is written),
+or the benchmark's run of a suite, method (PGN's interventions included) and seed,
 and, before each outer step from S to E, takes the critic update that step is about to make apart. On the
 step's own reals and fakes it computes the critic's loss gradient in three parts:
   - pull_real, pull_fake: each side's loss through f with the normaliser's denominator held (||1 - grad_x f||
@@ -25,7 +27,8 @@ pull_fake): 1 when it cancels the pulls' net move, 0 when it does nothing), and 
 outputs' shared offset exceeds what separates reals from fakes).
 
 Writes {"steps": [one record per step], "checks": {...}}. "checks" holds the largest relative error of the
-reconstructed update against the update the step made, which says whether the decomposition is the step's.
+reconstructed update against the update the step made, which says whether the decomposition is the step's, and
+the largest difference of the held f_hat from the run's f_hat (their values must agree).
 Only the runs it can take apart exactly: unconditional, in one process (one replica), n_dis = 1, accumulation = 1,
 no CR and no penalty.
 """
@@ -53,15 +56,23 @@ def unsupported(loop):
     return None
 
 
-def _held(out, mode):
-    """f_hat with the denominator's norm held (the same value as out.f_hat)."""
+def _held(out, disc, d):
+    """f_hat with the denominator's norm held (the same value as out.f_hat), with PGN's interventions if any;
+    d: the input size (for pgn_scale "sqrt_d")."""
     import tensorflow as tf
 
-    if mode == "none":
+    from pgn_tf.normalization import SQRT_D
+
+    if disc.mode == "none":
         return out.f
     g = tf.reshape(tf.stop_gradient(out.grad_norm), [-1, 1])
-    num = 1.0 - out.f if mode == "pgn" else out.f
-    return num / (g + tf.abs(num))
+    if disc.mode == "gn":
+        return out.f / (g + tf.abs(out.f))
+    f = out.f - tf.stop_gradient(tf.reduce_mean(out.f)) if disc.center else out.f
+    held = (1.0 - f) / (g + tf.abs(1.0 - f))
+    if disc.scale == 1.0:
+        return held
+    return held * (d**0.5 if disc.scale == SQRT_D else disc.scale)
 
 
 def _dot(a, b):
@@ -72,6 +83,7 @@ def _dot(a, b):
 
 def make_probe(gan):
     """A tf.function real -> (the step's reals and fakes, the rebuilt update, the record) for gan's next step."""
+    import numpy as np
     import tensorflow as tf
 
     loop, disc, opt = gan.loop, gan.discriminator, gan.d_optimizer
@@ -88,7 +100,7 @@ def make_probe(gan):
         with tf.GradientTape(persistent=True) as tape:
             out = disc.normalize(both, training=True)
             loss, _, _ = gan.loss_fn.critic(out.f_hat[:b], out.f_hat[b:])
-            held = _held(out, disc.mode)
+            held = _held(out, disc, int(np.prod(both.shape[1:])))
             _, held_real, held_fake = gan.loss_fn.critic(held[:b], held[b:])
             shift = tf.reduce_mean(out.f)
             gap = tf.reduce_mean(out.f[:b]) - tf.reduce_mean(out.f[b:])
@@ -115,6 +127,7 @@ def make_probe(gan):
             "gap": gap,
             "d_loss": loss,
             "denominator_mean": tf.reduce_mean(out.grad_norm),
+            "held_error": tf.reduce_max(tf.abs(held - out.f_hat)),  # the held f_hat's value is f_hat's
             "shift_by": {k: _dot(u, grads["shift"]) for k, u in updates.items()},
             "gap_by": {k: _dot(u, grads["gap"]) for k, u in updates.items()},
             "shift_sgd": sgd_scale * _dot(sgd, grads["shift"]),
@@ -131,17 +144,37 @@ def _floats(tree):
     return float(f"{float(tree):.7g}")  # seven significant digits, float32's
 
 
-def analyse(gin_files, gin_params, start, end):
+def gin_config(gin_files, gin_params):
+    """The RunConfig of the user's gin files and bindings."""
+    from pgn_tf import train_lib
+    from pgn_tf.cli import parse_gin
+
+    parse_gin(gin_files, gin_params)
+    return train_lib.settings()
+
+
+def benchmark_config(spec, end):
+    """The RunConfig the benchmark trains for "SUITE:METHOD:SEED" (e.g. stacked_digits:pgn_center:0), to `end`.
+
+    Raises:
+      ValueError: a spec not of that form, an unknown suite or method.
+    """
+    from pgn_tf.benchmark import run, suites
+
+    parts = spec.split(":")
+    if len(parts) != 3 or not parts[2].isdigit():
+        raise ValueError(f"--benchmark must be SUITE:METHOD:SEED (e.g. stacked_digits:pgn:0), got {spec!r}.")
+    return run.run_config(suites.get(parts[0]), parts[1], int(parts[2]), end)
+
+
+def analyse(config, start, end):
     """Trains from step 0 to `end`, taking apart the critic updates of steps start..end: the JSON's contents."""
     import numpy as np
     import tensorflow as tf
 
     from pgn_tf import normalization, train_lib
-    from pgn_tf.cli import parse_gin
     from pgn_tf.errors import ConfigError
 
-    parse_gin(gin_files, gin_params)
-    config = train_lib.settings()  # the user's gin files and bindings
     problem = unsupported(config.loop)
     if problem:
         raise ConfigError(problem)
@@ -173,8 +206,8 @@ def analyse(gin_files, gin_params, start, end):
             record.update(step=step, d_shift=float(f1.mean() - f0.mean()),
                           d_gap=float((f1[:b].mean() - f1[b:].mean()) - (f0[:b].mean() - f0[b:].mean())))  # fmt: skip
             steps.append(record)
-    return {"steps": steps, "checks": {"update_max_relative_error": worst}, "gin_files": gin_files,
-            "gin_params": gin_params}  # fmt: skip
+    held = max(r["held_error"] for r in steps)
+    return {"steps": steps, "checks": {"update_max_relative_error": worst, "held_max_error": held}}
 
 
 def _rolling_median(values, width=9):
@@ -235,6 +268,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--gin_file", action="append", default=[], help="gin config files, applied in order")
     parser.add_argument("--gin_param", action="append", default=[], help="gin bindings")
+    parser.add_argument("--benchmark", default=None, help="instead of gin: a benchmark run, SUITE:METHOD:SEED "
+                        "(e.g. stacked_digits:pgn_center:0), its settings as the benchmark trains it")  # fmt: skip
     parser.add_argument("--start", type=int, default=None, help="the first step taken apart")
     parser.add_argument("--end", type=int, default=None, help="the last step taken apart (and trained to)")
     parser.add_argument("--out", default=None, help="the JSON to write")
@@ -243,8 +278,8 @@ def main():
                         "(repeat to compare; named by file name) instead of training")  # fmt: skip
     args = parser.parse_args()
     if args.from_json:
-        if not args.png or args.gin_file:
-            print("error: --from_json takes --png and no --gin_file.", file=sys.stderr)
+        if not args.png or args.gin_file or args.benchmark:
+            print("error: --from_json takes --png and no --gin_file or --benchmark.", file=sys.stderr)
             return 2
         results = {}
         for path in args.from_json:
@@ -266,8 +301,11 @@ def main():
         plot(results, args.png)
         print(f"wrote {args.png}")
         return 0
-    if not (args.gin_file and args.out and args.start is not None and args.end is not None):
-        print("error: training needs --gin_file, --start, --end and --out.", file=sys.stderr)
+    if not ((args.gin_file or args.benchmark) and args.out and args.start is not None and args.end is not None):
+        print("error: training needs --gin_file (or --benchmark), --start, --end and --out.", file=sys.stderr)
+        return 2
+    if args.gin_file and args.benchmark:
+        print("error: give --gin_file or --benchmark, not both.", file=sys.stderr)
         return 2
     if not 1 <= args.start <= args.end:
         print(f"error: need 1 <= --start <= --end, got {args.start} and {args.end}.", file=sys.stderr)
@@ -280,8 +318,13 @@ def main():
     from pgn_tf.errors import first_line
 
     try:
-        result = analyse(args.gin_file, args.gin_param, args.start, args.end)
-    except user_errors() as e:
+        if args.benchmark:
+            config, source = benchmark_config(args.benchmark, args.end), {"benchmark": args.benchmark}
+        else:
+            config, source = gin_config(args.gin_file, args.gin_param), {"gin_files": args.gin_file}
+            source["gin_params"] = args.gin_param
+        result = {**analyse(config, args.start, args.end), **source}
+    except (*user_errors(), ValueError) as e:
         print(f"error: {first_line(e)}", file=sys.stderr)
         return 2
     with open(args.out, "w") as f:
