@@ -11,7 +11,7 @@ import gin
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import ROOT
+from conftest import ROOT, load_tool
 
 from pgn_tf import train
 from pgn_tf.benchmark import __main__ as bench_cli
@@ -167,6 +167,18 @@ def test_stacked_digits_scores_channels_with_the_digits_classifier(tmp_path):
     assert "| recall | coverage |" in report.summary(rows)
     assert os.path.isfile(tmp_path / "samples" / "stacked_digits_pgn_seed0.png")
     assert report.plots(str(tmp_path), rows)[0].endswith("stacked_digits_samples.png")
+    # Each line names the classifier that counted it; a table is not continued under another one.
+    fingerprint = scorer.classifier.fingerprint
+    assert len(fingerprint) == 12 and {r["classifier"] for r in rows} == {fingerprint}
+    path = tmp_path / "results.jsonl"
+    path.write_text("".join(json.dumps({**r, "classifier": "0123456789ab"}) + "\n" for r in rows))
+    with pytest.raises(ValueError, match="scored by classifier 0123456789ab, the cached one is " + fingerprint):
+        run.run([small], ["gn"], [0], str(tmp_path), steps=2)
+    tool = load_tool("merge_benchmark")
+    assert tool.classifier_problem(rows, [small]) is None
+    assert "the cached one is" in tool.classifier_problem(run.read_results(str(path)), [small])
+    mixed = [rows[-1], {**rows[-1], "classifier": "0123456789ab"}]
+    assert "several classifiers" in tool.classifier_problem(mixed, [small])
 
 
 BAD = {
@@ -309,6 +321,7 @@ def test_stacked_mnist_reads_real_digits_per_channel_and_saves_its_samples(tmp_p
     saved = np.load(tmp_path / "runs" / "stacked_mnist_gn_seed0" / "samples_2.npz")["images"]
     assert saved.shape == (50, 32, 32, 3) and saved.dtype == np.uint8
     real = run.real_rows(small, [0], 2)  # the ceiling: real against real, a row of the table
+    assert real[0]["classifier"] == rows[-1]["classifier"] == scorer.classifier.fingerprint
     assert real[0]["method"] == "real data" and real[0]["modes"] >= 45 and real[0]["coverage"] > rows[-1]["coverage"]
     assert "| real data | 1 | 2 |" in report.summary(rows + real)
 
@@ -383,8 +396,6 @@ def test_a_fresh_generator_at_step_s_is_the_seeds_initial_one_with_its_optimizer
 
 def test_folders_trained_side_by_side_merge_into_one_table_of_one_code_version(tmp_path, capsys):
     """tools/merge_benchmark.py: complete runs of every folder, the incomplete left out and named, one code."""
-    from conftest import load_tool
-
     tool = load_tool("merge_benchmark")
     small = suites.get("ring8")._replace(eval_every=2)
     run.run([small], ["gn"], [0], str(tmp_path / "a"), steps=4)

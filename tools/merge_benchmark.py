@@ -8,7 +8,9 @@ results.jsonl with the lines of every complete run (its last evaluation at the s
 stopped midway are left out and listed), the samples pictures and .npy files of SRC/samples, and the summary and
 pictures that the benchmark itself writes (`report.write`: the stacked suites' real-data rows and classifier
 accuracy included). A table comes from one code version: lines of several (their "code" field) are refused
-unless --allow_mixed_code, and the summary names the versions. A run found in two folders is refused.
+unless --allow_mixed_code, and the summary names the versions. A run found in two folders is refused, as are a
+stacked suite's lines counted by several classifiers (their "classifier" fingerprint) or by another classifier
+than the cached one that scores the real-data rows.
 """
 
 import argparse
@@ -49,6 +51,20 @@ def merge(sources, steps=None):
     return [r for r in rows if (r["suite"], r["method"], r["seed"]) in complete], incomplete
 
 
+def classifier_problem(rows, chosen):
+    """What is wrong with the classifiers of a stacked suite's lines (their "classifier" fingerprints), or None:
+    several of them, or not the cached one, which scores the real-data rows and the held-out accuracy."""
+    for suite in chosen:
+        scored = sorted({r["classifier"] for r in rows if r["suite"] == suite.name and "classifier" in r})
+        if len(scored) > 1:
+            return f"{suite.name}'s lines were scored by several classifiers {scored}; one table, one classifier."
+        cached = suite.classifier().fingerprint if scored else None
+        if cached != (scored[0] if scored else None):
+            return (f"{suite.name}'s lines were scored by classifier {scored[0]}, the cached one is {cached}: "
+                    "restore those weights in $PGN_TF_CACHE.")  # fmt: skip
+    return None
+
+
 def _knobs(rows, suite):
     """The benchmark knobs a suite's lines were run with, as suites.get takes them: loss, and for a 2D mixture
     dim and g_out (a stacked suite's lines say "tanh", its fixed output, which get() does not take)."""
@@ -79,6 +95,12 @@ def main(argv=None):
         print(f"error: the lines come from several code versions {codes}; one table, one code version "
               "(--allow_mixed_code to merge them anyway).", file=sys.stderr)  # fmt: skip
         return 2
+    names = sorted({r["suite"] for r in rows})
+    chosen = [suites.get(suites.base(name), **_knobs(rows, name)) for name in names]
+    problem = classifier_problem(rows, chosen)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     os.makedirs(os.path.join(args.out, "samples"), exist_ok=True)
     for src in args.sources:
         folder = os.path.join(src, "samples")
@@ -88,8 +110,6 @@ def main(argv=None):
         f.writelines(json.dumps(r) + "\n" for r in rows)
     for suite, method, seed, step in incomplete:
         print(f"left out: {suite} {method} seed {seed} (stopped at step {step})")
-    names = sorted({r["suite"] for r in rows})
-    chosen = [suites.get(suites.base(name), **_knobs(rows, name)) for name in names]
     seeds = sorted({r["seed"] for r in rows})
     notes = [f"Merged from {len(args.sources)} folders by tools/merge_benchmark.py; code {', '.join(codes)}."]
     report.write(args.out, rows, chosen, seeds, args.steps, args.command, notes)

@@ -117,14 +117,17 @@ def write(out, rows, chosen, seeds, steps=None, command=None, notes=()):
     if any(s.name.startswith("stacked_digits") for s in chosen):
         from pgn_tf.eval import digits_classifier
 
-        notes.append(f"Digits classifier held-out accuracy (297 digits): {digits_classifier.holdout_accuracy():.3f}.")
+        net = digits_classifier.load_digits_classifier()
+        accuracy = digits_classifier.holdout_accuracy(net)
+        notes.append(f"Digits classifier {net.fingerprint} held-out accuracy (297 digits): {accuracy:.3f}.")
     real_rows = []
     for stacked in chosen:
         if stacked.name.startswith("stacked_mnist"):
             from pgn_tf.eval import mnist_classifier
 
-            accuracy = mnist_classifier.holdout_accuracy()
-            notes.append(f"MNIST classifier held-out accuracy (1,000 real digits): {accuracy:.3f}.")
+            net = mnist_classifier.load_mnist_classifier()
+            accuracy = mnist_classifier.holdout_accuracy(net)
+            notes.append(f"MNIST classifier {net.fingerprint} held-out accuracy (1,000 real digits): {accuracy:.3f}.")
             real_rows += run.real_rows(stacked, seeds, steps or stacked.steps)
     with open(os.path.join(out, "summary.md.tmp"), "w") as f:
         f.write(summary(rows + real_rows, command, notes))

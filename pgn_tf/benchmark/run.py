@@ -197,6 +197,10 @@ class Scorer:
                 for k in (diversity.K_PRECISION_RECALL, diversity.K_DENSITY_COVERAGE)
             }
 
+    def identity(self):
+        """{"classifier": its weights' fingerprint} for a stacked suite's lines (which classifier counted), else {}."""
+        return {} if self.classifier is None else {"classifier": self.classifier.fingerprint}
+
     def samples(self, gan):
         """G's samples for the fixed latents (batch statistics, as all sampling here; BN statistics kept)."""
         with gan.statistics_kept():
@@ -284,6 +288,7 @@ def run(suite_names, methods, seeds, out, steps=None, stream=None, save_samples_
             progress.work -= step  # trained before this process: not in its rate
             npz_dir = workdir if save_samples_npz else None
             scoring = Scoring(suite, method, seed, n_steps, path, seconds_before, progress, stream, npz_dir)
+            _same_classifier(rows, suite.name, scoring.scorer.identity(), path)
             fresh_at = fresh_generator_step(method)
             interventions = [] if fresh_at is None else [FreshGenerator(config, fresh_at)]
             # TensorBoard scalars (losses, diagnostics) at each evaluation, then the scoring; _resume has restored
@@ -367,7 +372,8 @@ class Scoring(keras.callbacks.Callback):
         result, self.samples = self.scorer(gan)
         row = {"suite": suite.name, "method": self.method, "seed": self.seed, "step": step, **dict(suite.variant),
                **result, "critic": critic, "probe": lipschitz_probe(gan, suite, self.seed),
-               "gan_loss": gan.loss_fn.name, "seconds": round(seconds, 1), "code": self.code}  # fmt: skip
+               "gan_loss": gan.loss_fn.name, "seconds": round(seconds, 1), "code": self.code,
+               **self.scorer.identity()}  # fmt: skip
         if self.npz_dir and self.samples.ndim == 4:
             save_npz(os.path.join(self.npz_dir, f"samples_{step}.npz"), self.samples)
         with open(self.path, "a") as f:
@@ -380,6 +386,18 @@ class Scoring(keras.callbacks.Callback):
         print(f"{suite.name} {self.method} seed {self.seed} step {step}/{n_steps} modes {modes}{hq} "
               f"kl {kl} | {seconds:.0f} s, ETA {eta}", file=self.stream, flush=True)  # fmt: skip
         gan.reset_metrics()  # the next line's critic means start here, wherever the run resumed
+
+
+def _same_classifier(rows, suite, identity, path):
+    """Raises ValueError when path's lines of suite were counted by another classifier than identity's: one
+    table, one classifier (a cache lost between sessions retrains it, and retraining can give other weights)."""
+    theirs = {r["classifier"] for r in rows if r["suite"] == suite and "classifier" in r}
+    mine = identity.get("classifier")
+    if mine and theirs - {mine}:
+        raise ValueError(
+            f"{path} holds {suite} lines scored by classifier {', '.join(sorted(theirs))}, the cached one is {mine}: "
+            "restore those weights in $PGN_TF_CACHE, or give a new --out (one table, one classifier)."
+        )
 
 
 def _resume(build, workdir, rows, n_steps, stream):
@@ -421,7 +439,7 @@ def real_scores(suite, seed):
     scorer = Scorer(suite, seed)
     triples, features = scorer.classify(suite.real_images(suite.num_samples, 2 * REAL_SEED + seed))
     radii = [scorer.radii[diversity.K_PRECISION_RECALL], scorer.radii[diversity.K_DENSITY_COVERAGE]]
-    return {**metrics.stacked_metrics(triples), **diversity.scores(scorer.real, features, *radii)}
+    return {**metrics.stacked_metrics(triples), **diversity.scores(scorer.real, features, *radii), **scorer.identity()}
 
 
 def real_rows(suite, seeds, step):

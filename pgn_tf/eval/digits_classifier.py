@@ -7,6 +7,7 @@ and cached. Scores made with it are digits-classifier scores ("DC-IS",
 "DC-FID"), comparable only with each other, never with Inception scores.
 """
 
+import hashlib
 import os
 
 import keras
@@ -91,8 +92,17 @@ def cached_feature_net(model, path, fit, batch_size):
         os.replace(tmp, path)
     fn = tf.function(lambda images: dict(zip(("logits", "pool_3"), model(images, training=False))))
     net = FeatureNet(model.name, fn, IMAGE_SIZE, batch_size)
-    net.model = model
+    net.model, net.fingerprint = model, fingerprint(model)
     return net
+
+
+def fingerprint(model):
+    """The first 12 hex digits of the SHA-256 of model's weights (their float32 bytes in order): which trained
+    classifier scored a result. Retraining on another machine can give other weights (float rounding differs)."""
+    digest = hashlib.sha256()
+    for w in model.get_weights():
+        digest.update(np.ascontiguousarray(w, dtype=np.float32).tobytes())
+    return digest.hexdigest()[:12]
 
 
 def holdout_accuracy(net=None):
