@@ -26,8 +26,8 @@ denominator, the denominator part's effect on the shift against the net pull's (
 pull_fake): 1 when it cancels the pulls' net move, 0 when it does nothing), and |gap| / |shift| (below 1, the
 outputs' shared offset exceeds what separates reals from fakes).
 
-Writes {"steps": [one record per step], "checks": {...}}. "checks" holds the largest relative error of the
-reconstructed update against the update the step made, which says whether the decomposition is the step's, and
+Writes {"steps": [one record per step], "checks": {...}, "code": the git commit that ran}. "checks" holds the
+largest relative error of the reconstructed update against the update the step made, which says whether the decomposition is the step's, and
 the largest difference of the held f_hat from the run's f_hat (their values must agree).
 Only the runs it can take apart exactly: unconditional, in one process (one replica), n_dis = 1, accumulation = 1,
 no CR and no penalty.
@@ -323,7 +323,9 @@ def main():
         else:
             config, source = gin_config(args.gin_file, args.gin_param), {"gin_files": args.gin_file}
             source["gin_params"] = args.gin_param
-        result = {**analyse(config, args.start, args.end), **source}
+        from pgn_tf.benchmark.run import code_version
+
+        result = {**analyse(config, args.start, args.end), **source, "code": code_version()}
     except (*user_errors(), ValueError) as e:
         print(f"error: {first_line(e)}", file=sys.stderr)
         return 2
