@@ -27,8 +27,9 @@ pull_fake): 1 when it cancels the pulls' net move, 0 when it does nothing), and 
 outputs' shared offset exceeds what separates reals from fakes).
 
 Writes {"steps": [one record per step], "checks": {...}, "code": the git commit that ran}. "checks" holds the
-largest relative error of the reconstructed update against the update the step made, which says whether the decomposition is the step's, and
-the largest difference of the held f_hat from the run's f_hat (their values must agree).
+largest relative error of the reconstructed update against the update the step made, which says whether the
+decomposition is the step's, and the largest difference of the held f_hat from the run's f_hat (their values
+must agree).
 Only the runs it can take apart exactly: unconditional, in one process (one replica), n_dis = 1, accumulation = 1,
 no CR and no penalty.
 """
