@@ -20,7 +20,7 @@ from pgn_tf import callbacks, faults, losses, optimizers, train_lib
 from pgn_tf.benchmark import metrics, suites
 from pgn_tf.config import RunConfig
 from pgn_tf.diagnostics import DIAGNOSTICS
-from pgn_tf.errors import CheckpointError, first_line
+from pgn_tf.errors import CheckpointError, ConfigError, first_line
 from pgn_tf.eval import diversity
 from pgn_tf.normalization import SQRT_D, UNIT, check_constant, check_scale
 from pgn_tf.workdir import claimed
@@ -389,12 +389,12 @@ class Scoring(keras.callbacks.Callback):
 
 
 def _same_classifier(rows, suite, identity, path):
-    """Raises ValueError when path's lines of suite were counted by another classifier than identity's: one
+    """Raises ConfigError (one error line) when path's lines of suite were counted by another classifier: one
     table, one classifier (a cache lost between sessions retrains it, and retraining can give other weights)."""
     theirs = {r["classifier"] for r in rows if r["suite"] == suite and "classifier" in r}
     mine = identity.get("classifier")
     if mine and theirs - {mine}:
-        raise ValueError(
+        raise ConfigError(
             f"{path} holds {suite} lines scored by classifier {', '.join(sorted(theirs))}, the cached one is {mine}: "
             "restore those weights in $PGN_TF_CACHE, or give a new --out (one table, one classifier)."
         )
