@@ -102,7 +102,7 @@ class PGNGAN(keras.Model):
         replica's draw for one purpose of the current step; None draws them
         from (seed, step, salt) (`default_latents`). Tools inject their own
         (e.g. the official code's draws) to replay a run.
-      diagnostics: (Normalized, m, loss_fn, mode) -> {DIAGNOSTICS key: scalar}
+      diagnostics: (Normalized, m, loss_fn) -> {DIAGNOSTICS key: scalar}
         for each critic micro-step (m reals then m fakes); None:
         `diagnostics.critic_diagnostics`. A settable attribute of that name.
 
@@ -308,7 +308,7 @@ class PGNGAN(keras.Model):
             "f_hat_max": tf.reduce_max(out.f_hat),
             "grad_norm_mean": tf.reduce_mean(out.grad_norm),
             "grad_norm_max": tf.reduce_max(out.grad_norm),
-            **self.diagnostics(out, m, self.loss_fn, self.discriminator.mode),
+            **self.diagnostics(out, m, self.loss_fn),
         }
         if loop.ada:  # ADA's overfitting heuristic reads the sign of what the loss sees on reals
             logit = pred_real - pred_fake if self.loss_fn.relativistic else pred_real

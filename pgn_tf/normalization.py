@@ -52,6 +52,12 @@ class Normalized(NamedTuple):
     gradient's alignment with the ones vector of PGN's 1 - grad_x f (PGN and
     GN; zeros for "none"). Since ||1 - g||^2 = d - 2 cos sqrt(d) ||g|| + ||g||^2,
     the denominator is below sqrt(d) where cos > ||g|| / (2 sqrt(d)).
+    slope: [N, 1] d f_hat / d f with the denominator's norm G held, PGN's
+    interventions included (-s G / (G + |1 - f_c|)^2 for PGN, G / (G + |f|)^2
+    for GN, ones for "none"): how much of the loss's pull on f_hat reaches f.
+    Both normalisers flatten as the numerator grows: a sample far from
+    f_hat = 0, on either side, passes little of the pull on. scale: the scalar
+    s that f_hat was multiplied by (1 unless PGN's scale), so that |f_hat| <= s.
     """
 
     f_hat: tf.Tensor
@@ -59,6 +65,8 @@ class Normalized(NamedTuple):
     grad_norm: tf.Tensor
     input_grad_norm: tf.Tensor
     ones_cos: tf.Tensor
+    slope: tf.Tensor
+    scale: tf.Tensor
 
 
 def call_critic(critic, x, labels, training):
@@ -134,7 +142,7 @@ def normalize(
         device, no accumulation). An intervention, not the method.
 
     Returns:
-      A `Normalized` (f_hat, f, grad_norm, input_grad_norm, ones_cos).
+      A `Normalized` (f_hat, f, grad_norm, input_grad_norm, ones_cos, slope, scale).
     """
     if mode not in MODES:
         raise ValueError(f"Unknown normalization mode {mode!r}; expected one of {MODES}.")
@@ -146,7 +154,7 @@ def normalize(
     if mode == "none":
         f = tf.cast(call_critic(critic, x, labels, training), x.dtype)
         zeros = tf.zeros(tf.shape(f)[:1], f.dtype)
-        return Normalized(f, f, zeros, zeros, zeros)
+        return Normalized(f, f, zeros, zeros, zeros, tf.ones_like(f), tf.ones((), f.dtype))
     with tf.GradientTape(watch_accessed_variables=False) as tape:
         tape.watch(x)
         # In x's dtype: a mixed-precision critic computes in (b)float16, the norm and division do not.
@@ -166,32 +174,31 @@ def normalize(
         else:
             c = 1.0 / tf.sqrt(d) if constant == UNIT else tf.constant(constant, x.dtype)
             grad_norm = per_sample_norm(c - grad, eps)
-        num = 1.0 - (f - tf.stop_gradient(tf.reduce_mean(f)) if center else f)
     else:
         grad_norm = input_grad_norm
-        num = f
     grad_norm_b = tf.reshape(grad_norm, [-1] + [1] * (len(f.shape) - 1))
     if hold:
         grad_norm_b = tf.stop_gradient(grad_norm_b)
-    f_hat = num / (grad_norm_b + tf.abs(num))
-    if scale != 1.0:
-        f_hat *= tf.sqrt(d) if scale == SQRT_D else tf.constant(scale, x.dtype)
-    return Normalized(f_hat, f, grad_norm, input_grad_norm, ones_cos)
+    s = scale_value(scale, d, x.dtype)
+    f_hat, slope = ratio(f, grad_norm_b, mode, s, center)
+    return Normalized(f_hat, f, grad_norm, input_grad_norm, ones_cos, slope, s)
 
 
-def sensitivity(out, mode):
-    """d f_hat / d f of each sample, the denominator's norm G held: [N, 1].
+def scale_value(scale, d, dtype=tf.float32):
+    """PGN's scale s as a scalar tensor: the number itself, or sqrt(d) for "sqrt_d" (d: the input size)."""
+    return tf.sqrt(tf.cast(d, dtype)) if scale == SQRT_D else tf.constant(scale, dtype)
 
-    PGN: -G / (G + |1 - f|)^2; GN: G / (G + |f|)^2; "none": 1 (f_hat is f).
-    Both normalisers flatten as |f| grows: a sample far from f_hat = 0, on
-    either side, passes little of the loss's pull on f_hat on to f.
-    """
-    if mode == "none":
-        return tf.ones_like(out.f)
-    g = tf.reshape(out.grad_norm, [-1] + [1] * (len(out.f.shape) - 1))
-    num = 1.0 - out.f if mode == "pgn" else out.f
-    s = g / tf.square(g + tf.abs(num))
-    return -s if mode == "pgn" else s
+
+def ratio(f, grad_norm, mode, s=1.0, center=False):
+    """f_hat from the raw output f [N, 1] and the denominator's norm grad_norm [N, 1], and its slope d f_hat / d f
+    with that norm held: PGN s (1 - f_c) / (G + |1 - f_c|) (f_c = f less its held batch mean when center, else f),
+    GN f / (G + |f|). What `normalize` ends with; pass tf.stop_gradient(G) for the held f_hat."""
+    if mode == "pgn":
+        num = 1.0 - (f - tf.stop_gradient(tf.reduce_mean(f)) if center else f)
+        denominator = grad_norm + tf.abs(num)
+        return s * num / denominator, -s * grad_norm / tf.square(denominator)
+    denominator = grad_norm + tf.abs(f)
+    return f / denominator, grad_norm / tf.square(denominator)
 
 
 def penalty_normalize(critic, x, labels=None, training=None, eps=EPS):
@@ -260,7 +267,7 @@ class PGNDiscriminator(keras.Model):
         return self.normalize(inputs, labels=labels, training=training).f_hat
 
     def normalize(self, x, labels=None, training=None, frozen=False):
-        """Returns `Normalized(f_hat, f, grad_norm, input_grad_norm, ones_cos)` for monitoring; see `normalize`."""
+        """Returns the `Normalized` tuple (f_hat and what monitoring reads); see `normalize`."""
         return normalize(
             self.critic, x, labels, self.mode, training, self.eps, frozen, self.hold_denominator, self.constant,
             self.scale, self.center,

@@ -428,6 +428,8 @@ def test_pgn_center_removes_the_batch_mean_of_f_and_no_gradient_flows_through_it
         first = normalize(critic, xt, mode="pgn", center=True).f_hat[0, 0]
     grad = tape.gradient(first, xt).numpy()
     assert np.all(grad[1:] == 0) and np.abs(grad[0]).sum() > 0
+    wrapped = PGNDiscriminator(critic, center=True, dtype="float64")
+    assert PGNDiscriminator.from_config(wrapped.get_config()).center is True
 
 
 @pytest.mark.parametrize("bad", [0, -1.0, "sqrt", True])

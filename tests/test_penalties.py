@@ -144,15 +144,15 @@ def test_unknown_penalty_is_refused():
         penalties.penalty("gp2", None, None, None, None)
 
 
-def _linear_gan(mode, spectral_norm=False):
+def _linear_gan(mode, spectral_norm=False, **pgn):
     """A PGNGAN whose critic is f(x) = w . flat(x) + b (grad_x f = w everywhere) and a one-layer generator."""
     x = keras.Input((2, 2, 1))
     layer = SNDense(1, kernel_initializer="xavier_uniform") if spectral_norm else keras.layers.Dense(1)
     critic = keras.Model(x, layer(keras.layers.Flatten()(x)))
     z = keras.Input((3,))
     generator = keras.Model(z, keras.layers.Reshape((2, 2, 1))(keras.layers.Dense(4, activation="tanh")(z)))
-    gan = PGNGAN(generator, critic, LoopConfig(normalization=mode, z_dim=3, batch_size_D=4, batch_size_G=4))
-    return gan, critic, layer
+    loop = LoopConfig(normalization=mode, z_dim=3, batch_size_D=4, batch_size_G=4, **pgn)
+    return PGNGAN(generator, critic, loop), critic, layer
 
 
 def test_lipschitz_monitor_of_a_linear_critic_is_its_known_gradient_norm():
@@ -186,13 +186,15 @@ def test_lipschitz_monitor_of_a_linear_critic_is_its_known_gradient_norm():
         np.testing.assert_allclose(float(out[f"{name}_max"]), norms.max(), rtol=1e-4)
 
 
-@pytest.mark.parametrize("mode", ["pgn", "gn", "none"])
-def test_critic_diagnostics_of_a_linear_critic(mode):
+@pytest.mark.parametrize("mode,s,center", [("pgn", 1.0, False), ("gn", 1.0, False), ("none", 1.0, False),
+                                           ("pgn", 2.5, True)])  # fmt: skip
+def test_critic_diagnostics_of_a_linear_critic(mode, s, center):
     """f on reals / fakes, ||grad_x f|| = ||w||, the share on its side, the saturated share, the loss's pull on
-    each side's f and the gradient's alignment with the ones vector, as computed by hand."""
+    each side's f and the gradient's alignment with the ones vector, as computed by hand; with PGN's scale s
+    and center, the pull goes through s (1 - f_c) / (c + |1 - f_c|) and saturation is |f_hat| > 0.99 s."""
     from pgn_tf import losses
 
-    gan, critic, layer = _linear_gan(mode)
+    gan, critic, layer = _linear_gan(mode, **({"pgn_scale": s, "pgn_center": True} if center else {}))
     gan.compile(keras.optimizers.SGD(0.0), keras.optimizers.SGD(0.0), losses.bce)  # lr 0: D stays as measured
     real = tf.constant(_images(14, 4), tf.float32)
     logs = gan.critic_step(real)
@@ -205,13 +207,14 @@ def test_critic_diagnostics_of_a_linear_critic(mode):
     w_norm = np.linalg.norm(layer.kernel.numpy()) if mode != "none" else 0.0
     np.testing.assert_allclose(logs["input_grad_norm_mean"], w_norm, rtol=1e-5)
     np.testing.assert_allclose(logs["accuracy"], np.mean(np.r_[f_hat[:4] > 0, f_hat[4:] < 0]))
-    np.testing.assert_allclose(logs["saturated"], np.mean(np.abs(f_hat) > 0.99))
+    np.testing.assert_allclose(logs["saturated"], np.mean(np.abs(f_hat) > 0.99 * s))
     # The pull, -d loss_i / d f_i: BCE's -d/d f_hat is sigmoid(-f_hat) for a real, -sigmoid(f_hat) for a fake,
     # times d f_hat / d f with the denominator's norm c held, here by central differences of f_hat's definition.
     w = layer.kernel.numpy()[:, 0].astype(np.float64)
     c = np.sqrt(np.sum((1.0 - w) ** 2) + EPS) if mode == "pgn" else np.sqrt(np.sum(w**2) + EPS)
+    held_mean = f.astype(np.float64).mean() if center else 0.0  # center's mean is held: a constant here
     of_f = {
-        "pgn": lambda v: (1.0 - v) / (c + np.abs(1.0 - v)),
+        "pgn": lambda v: s * (1.0 - (v - held_mean)) / (c + np.abs(1.0 - (v - held_mean))),
         "gn": lambda v: v / (c + np.abs(v)),
         "none": lambda v: v,
     }

@@ -62,18 +62,12 @@ def _held(out, disc, d):
     d: the input size (for pgn_scale "sqrt_d")."""
     import tensorflow as tf
 
-    from pgn_tf.normalization import SQRT_D
+    from pgn_tf.normalization import ratio, scale_value
 
     if disc.mode == "none":
         return out.f
     g = tf.reshape(tf.stop_gradient(out.grad_norm), [-1, 1])
-    if disc.mode == "gn":
-        return out.f / (g + tf.abs(out.f))
-    f = out.f - tf.stop_gradient(tf.reduce_mean(out.f)) if disc.center else out.f
-    held = (1.0 - f) / (g + tf.abs(1.0 - f))
-    if disc.scale == 1.0:
-        return held
-    return held * (d**0.5 if disc.scale == SQRT_D else disc.scale)
+    return ratio(out.f, g, disc.mode, scale_value(disc.scale, d, out.f.dtype), disc.center)[0]
 
 
 def _dot(a, b):
