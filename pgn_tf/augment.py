@@ -88,7 +88,8 @@ def brightness(images, u):
 
 
 def saturation(images, u):
-    """DiffAugment's rand_saturation: each pixel's deviation from its channel mean scaled by 2u (u [N] in [0, 1))."""
+    """DiffAugment's rand_saturation: each pixel's channels' deviation from their mean (over the channels, the
+    pixel's grey) scaled by 2u (u [N] in [0, 1))."""
     mean = tf.reduce_mean(images, axis=3, keepdims=True)
     return (images - mean) * _per_image(2.0 * u) + mean
 
@@ -114,8 +115,9 @@ def translation(images, u, ratio=TRANSLATION_RATIO):
 
 
 def cutout(images, u, ratio=CUTOUT_RATIO):
-    """DiffAugment's rand_cutout: one box of int(size * ratio + 0.5) pixels a side set to zero, its centre uniform
-    over the image (the box clipped at the border). u: [N, 2] in [0, 1) (y, x)."""
+    """DiffAugment's rand_cutout: one box of s = int(size * ratio + 0.5) pixels a side set to zero, its centre
+    uniform over size + 1 - s % 2 positions from 0 (DiffAugment's range; the box clipped at the border).
+    u: [N, 2] in [0, 1) (y, x)."""
     inside = []
     for i, size in enumerate((images.shape[1], images.shape[2])):
         s = _extent(size, ratio)

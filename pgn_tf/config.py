@@ -24,8 +24,8 @@ from pgn_tf.normalization import SQRT_D, UNIT, check_constant, check_scale
 from pgn_tf.optimizers import Adam
 from pgn_tf.precision import PRECISIONS
 
-GIN_ROOT = "train_and_evaluate"
-ADA = "ada"  # augment_p's adaptive value  # a setting is named in errors as its gin binding
+GIN_ROOT = "train_and_evaluate"  # a setting is named in errors as its gin binding
+ADA = "ada"  # augment_p's adaptive value
 # The critic's constraint: PGN / GN (PGNDiscriminator's modes), a spectrally normalized critic, or nothing.
 NORMALIZATIONS = ("pgn", "gn", "sn", "none")
 
@@ -264,6 +264,11 @@ class LoopConfig(_Checked):
                 f"{GIN_ROOT}.pgn_center = True takes the mean over a whole batch: it needs accumulation = 1, "
                 f"not {self.accumulation}."
             )
+        if self.pgn_center and self.cr > 0:
+            raise ConfigError(
+                f"{GIN_ROOT}.pgn_center = True centres each critic call on its own batch: CR compares augmented "
+                f"reals (centred on themselves) with reals centred with the fakes; it needs cr = 0, not {self.cr}."
+            )
         if (self.ada or self.augment_p != 1.0) and not self.augment:
             raise ConfigError(
                 f"{GIN_ROOT}.augment_p = {self.augment_p!r} needs a policy: set {GIN_ROOT}.augment "
@@ -388,6 +393,11 @@ class RunConfig(_Checked):
             raise ConfigError(
                 f'{GIN_ROOT}.augment_p = "{ADA}" reads the sign of the critic on reals, which the '
                 f"{self.loss_fn().name} loss does not give: use a fixed augment_p, or a loss such as hinge or bce."
+            )
+        if self.loop.pgn_center and self.loss_fn().relativistic:
+            raise ConfigError(
+                f"{GIN_ROOT}.pgn_center = True centres the generator step's fakes on their own mean, which the "
+                f"{self.loss_fn().name} loss compares with reals centred with the fakes: use a loss such as hinge or bce."
             )
         if self.best_by.removesuffix("_ema") not in self.metrics:
             raise ConfigError(f"{GIN_ROOT}.best_by = {self.best_by!r} is not among {GIN_ROOT}.metrics {self.metrics}.")

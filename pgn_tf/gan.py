@@ -213,8 +213,12 @@ class PGNGAN(keras.Model):
 
         n is passed, not read from the images' shape: in a traced step the batch dimension is unknown.
         """
+        u = self._random(tf.random.stateless_uniform, n, (augment.draws(self.loop.augment),), AUGMENT_SALT + salt)
+        return self._augment(images, u)
+
+    def _augment(self, images, u):
+        """The images through the loop's DiffAugment policy at the p in effect, with the draws u [n, draws]."""
         loop = self.loop
-        u = self._random(tf.random.stateless_uniform, n, (augment.draws(loop.augment),), AUGMENT_SALT + salt)
         return augment.diff_augment(images, u, loop.augment, self.augment_p, loop.translation_ratio, loop.cutout_ratio)
 
     def generate(self, z, labels=None, ema=False, training=True):
@@ -243,7 +247,8 @@ class PGNGAN(keras.Model):
         return self.generate(z, labels, ema=True, training=training)
 
     def critic_step(self, real, real_y=None, k=0):
-        """Critic step k of the outer step on this replica's b = batch_size_D / replicas real images (salts 4k .. 4k + 3).
+        """Critic step k of the outer step on this replica's b = batch_size_D / replicas real images (salts 4k .. 4k + 3;
+        with augmentation also AUGMENT_SALT + 4k for the reals' transforms and AUGMENT_SALT + 4k + 1 for the fakes').
 
         All draws (fakes, CR augmentations, penalty interpolations) are made
         for the b rows at once; with accumulation a, the critic's loss and
@@ -311,7 +316,10 @@ class PGNGAN(keras.Model):
             **self.diagnostics(out, m, self.loss_fn),
         }
         if loop.ada:  # ADA's overfitting heuristic reads the sign of what the loss sees on reals
-            logit = pred_real - pred_fake if self.loss_fn.relativistic else pred_real
+            # PGN's sign is sign(1 - f), with f near 0 at init: every sample, real or fake, starts on the real side,
+            # so PGN (as a relativistic loss) reads each real against its fake, row by row.
+            paired = self.loss_fn.relativistic or self.discriminator.mode == "pgn"
+            logit = pred_real - pred_fake if paired else pred_real
             logs["ada_sign"] = tf.reduce_mean(tf.sign(logit))
         return tape.gradient(scaled, d_vars), logs
 
@@ -341,6 +349,9 @@ class PGNGAN(keras.Model):
 
     def generator_step(self, batch_size, real=None, real_y=None):
         """The generator step on this replica's batch_size fresh latents (salts 4 n_dis, 4 n_dis + 1); its loss.
+
+        With augmentation the fakes' transforms draw AUGMENT_SALT + 4 n_dis and, for a relativistic loss, their
+        partner reals' AUGMENT_SALT + 4 n_dis + 1.
 
         With accumulation k, G and the critic run on k micro-batches of
         batch_size / k (G's BatchNorm then normalises each on its own, as the
@@ -389,8 +400,7 @@ class PGNGAN(keras.Model):
             # The critic is frozen here: its weights get no gradient, which lets PGN / GN skip a backward pass.
             fake = self.generate(z, y)
             if uniforms is not None:
-                p = self.augment_p
-                fake = augment.diff_augment(fake, uniforms, loop.augment, p, loop.translation_ratio, loop.cutout_ratio)
+                fake = self._augment(fake, uniforms)
             pred = self.discriminator.normalize(fake, labels=y, training=True, frozen=True).f_hat
             loss = self.loss_fn.generator(pred) if real is None else self.loss_fn.generator(pred, pred_real)
             scaled = self.g_optimizer.scale_loss(loss / (replicas * loop.accumulation))

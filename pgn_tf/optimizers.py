@@ -48,6 +48,16 @@ class Adam(keras.optimizers.Adam):
 
 
 @keras.saving.register_keras_serializable(package="pgn_tf")
+def reset_state(optimizer):
+    """Zeroes an optimizer's step count and its per-variable state (Adam's moments), as a new one's: the learning
+    rate schedule restarts with the count. A fixed learning rate and a loss scale's state are kept."""
+    inner = getattr(optimizer, "inner_optimizer", optimizer)  # a LossScaleOptimizer's wrapped optimizer
+    for v in inner.variables:
+        if v.name != "learning_rate":
+            v.assign(ops.zeros_like(v))
+    optimizer.iterations.assign(0)
+
+
 class LinearDecay(keras.optimizers.schedules.LearningRateSchedule):
     """lr * (1 - max(s - start, 0) / max(total - start, 1)), s = outer steps done.
 

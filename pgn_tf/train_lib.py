@@ -121,7 +121,7 @@ def build_gan(config, strategy=None, latents=None):
     keras.utils.set_random_seed(loop.seed)
     with strategy.scope(), precision.scope(config.precision):
         cond = {"num_classes": loop.num_classes} if loop.conditional else {}
-        generator = config.generator_fn(z_dim=loop.z_dim, **cond)
+        generator = config.generator_fn(z_dim=loop.z_dim, **cond)  # first after the seed: `initial_generator_weights`
         critic = _build_critic(config.critic_fn, loop.spectral_norm, cond)
         gan = PGNGAN(generator, critic, loop, latents=latents)
         d_opt, g_opt = _optimizers(config)
@@ -129,6 +129,17 @@ def build_gan(config, strategy=None, latents=None):
         d_opt.build(gan.discriminator.trainable_variables)
         g_opt.build(generator.trainable_variables)
     return gan
+
+
+def initial_generator_weights(config):
+    """The weights `build_gan` gives G at step 0: a generator built as it builds it (the seed set, the run's
+    precision, conditional if the loop is). Sets the global seed as build_gan does (the loop's own draws are
+    stateless, keyed by (seed, step, salt), so a run goes on as before)."""
+    loop = config.loop
+    keras.utils.set_random_seed(loop.seed)
+    with precision.scope(config.precision):
+        cond = {"num_classes": loop.num_classes} if loop.conditional else {}
+        return config.generator_fn(z_dim=loop.z_dim, **cond).get_weights()
 
 
 def build(config, workdir, strategy=None):

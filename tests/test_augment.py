@@ -188,6 +188,23 @@ def test_a_critic_step_augments_once_for_its_loss_and_its_penalty_with_the_seede
     assert float(logs["d_loss_real"]) == pytest.approx(want_real, rel=1e-12)
 
 
+def test_ada_under_pgn_reads_each_real_against_its_fake_not_the_sign_every_sample_starts_with():
+    """PGN's f_hat has the sign of 1 - f, and f starts near 0: every real (and every fake) is on the real side at
+    init, so E[sign(f_hat(real))] = 1 would raise p from the first step. ADA under PGN reads sign(f_hat(real_i) -
+    f_hat(fake_i)) instead, as for a relativistic loss."""
+    gan = _gan(normalization="pgn", augment="translation", augment_p="ada", lr_D=0.1, lr_G=0.1)
+    real = _images(8, size=8, seed=5)
+    gan.step.assign(1)
+    z, _ = gan.latents(8, 0)
+    both = tf.concat([gan.augmented(real, 8, 0), gan.augmented(gan.generate(z), 8, 1)], axis=0)
+    f_hat = gan.discriminator.normalize(both, training=True).f_hat.numpy()[:, 0]
+    plain, fakes = np.mean(np.sign(f_hat[:8])), np.mean(np.sign(f_hat[8:]))
+    assert plain > 0.6 and fakes > 0.6  # reals and fakes alike above ADA's target: the plain rule would raise p
+    logs = gan.critic_step(real, None, 0)
+    paired = np.mean(np.sign(f_hat[:8] - f_hat[8:]))
+    assert float(logs["ada_sign"]) == pytest.approx(paired, abs=1e-12) and paired < 0.6
+
+
 @pytest.mark.parametrize("bias,moves", [(3.0, True), (-3.0, False)])
 def test_ada_raises_p_by_its_rule_on_a_critic_sure_of_every_real_and_leaves_it_at_0_otherwise(bias, moves):
     """A critic that is constant (lr ~ 0) and positive reads r_t = 1 > 0.6: p rises by n_dis * batch * interval /

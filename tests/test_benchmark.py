@@ -387,6 +387,9 @@ def test_a_fresh_generator_at_step_s_is_the_seeds_initial_one_with_its_optimizer
             np.testing.assert_array_equal(got, want)
     assert all(not np.any(v.numpy()) for v in gan.g_optimizer.variables)
     assert not np.allclose(gan.discriminator.get_weights()[0], critic_before[0])  # the critic kept its training
+    gan.fit(data, epochs=1, steps_per_epoch=1, verbose=0, callbacks=[fresh])  # step 4: the new G trains
+    assert int(gan.g_optimizer.iterations.numpy()) == 1
+    assert not np.allclose(gan.generator.get_weights()[0], initial[0])
     keras.utils.set_random_seed(0)
     rows = run.run([small], ["pgn_newg2"], [0], str(tmp_path), steps=4)
     assert [(r["method"], r["step"]) for r in rows] == [("pgn_newg2", 2), ("pgn_newg2", 4)]

@@ -16,6 +16,7 @@ import tensorflow as tf
 from conftest import ROOT, TINY_QUICKSTART, load_tool, make_fake_inception
 
 from pgn_tf import callbacks, data, evaluate
+from pgn_tf.config import LoopConfig
 from pgn_tf.eval import digits_classifier, diversity, evaluator, features, inception, metrics, stats
 
 
@@ -487,6 +488,9 @@ def test_critic_update_takes_the_steps_critic_update_apart(tmp_path):
         assert got["held_max_error"] < 1e-5 and got["update_max_relative_error"] < 5e-3, (method, got)
     with pytest.raises(ValueError, match="SUITE:METHOD:SEED"):
         tool.benchmark_config("ring8:pgn", 2)
+    with pytest.raises(ValueError, match="renews G during the run"):
+        tool.benchmark_config("ring8:pgn_newg100:0", 2)
+    assert tool.unsupported(LoopConfig(augment="translation")).startswith("train_and_evaluate.augment = 'translation';")
     for r in result["steps"]:
         # The largest first-order term of the step: the tiny critic barely tells reals from fakes, so its gap
         # moves by 1e-7 where its shift moves by 1e-4, and the shift's second-order terms are of that size.

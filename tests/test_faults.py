@@ -339,6 +339,10 @@ BAD_BINDINGS = {
     "train_and_evaluate.augment='color,flip'": "augment must be a comma-separated subset of ('color', 'translation', "
     "'cutout') (or \"\" for none), got 'color,flip' (str)",
     "train_and_evaluate.augment='color,color'": "augment must be a comma-separated subset of",
+    "train_and_evaluate.pgn_center=True\ntrain_and_evaluate.cr=10.0": "pgn_center = True centres each critic call "
+    "on its own batch: CR compares augmented reals",
+    "train_and_evaluate.pgn_center=True\ntrain_and_evaluate.loss_fn=@losses.rpgan": "pgn_center = True centres the "
+    "generator step's fakes on their own mean, which the rpgan loss compares with reals centred with the fakes",
     "train_and_evaluate.translation_ratio=1.5": "translation_ratio must be a number in (0, 1), got 1.5 (float)",
     "train_and_evaluate.cutout_ratio=0": "cutout_ratio must be a number in (0, 1), got 0 (int)",
     "train_and_evaluate.augment_p=1.2": 'augment_p must be a number in [0, 1] or "ada", got 1.2 (float)',

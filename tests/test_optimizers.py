@@ -55,3 +55,26 @@ def test_linear_decay_is_the_official_lambda_lr():
     assert float(sched(5 * 10 + 4)) == pytest.approx(4e-4)
     assert float(sched(5 * 20)) == pytest.approx(4e-4 * 0.5)
     assert float(sched(5 * 30)) == pytest.approx(0.0)
+
+
+@pytest.mark.parametrize("loss_scaled", [False, True])
+def test_reset_state_zeroes_the_count_and_moments_and_keeps_the_learning_rate_and_loss_scale(loss_scaled):
+    """A new G's optimizer (the benchmark's pgn_newg): Adam's moments and count are a new one's; a fixed learning
+    rate stays, and so does a LossScaleOptimizer's scale (zeroed, no gradient would ever be unscaled)."""
+    w = keras.Variable(np.ones(3, np.float32))
+    opt = optimizers.Adam(learning_rate=0.01)
+    if loss_scaled:
+        opt = keras.optimizers.LossScaleOptimizer(opt)
+    g = lambda: opt.scale_loss(tf.constant([0.5, -1.0, 2.0]))  # as a loss-scaled gradient arrives (else itself)
+    for _ in range(2):
+        opt.apply([g()], [w])
+    scale = [v.numpy() for v in opt.variables if "scale" in v.name]
+    optimizers.reset_state(opt)
+    inner = getattr(opt, "inner_optimizer", opt)
+    assert int(opt.iterations.numpy()) == 0 and int(inner.iterations.numpy()) == 0
+    assert all(not np.any(m.numpy()) for m in inner.moments(w))
+    assert float(inner.learning_rate.numpy()) == pytest.approx(0.01)
+    assert [v.numpy() for v in opt.variables if "scale" in v.name] == scale and (not loss_scaled or scale[0] > 0)
+    before = w.numpy().copy()
+    opt.apply([g()], [w])  # a new Adam's first step: lr * sign(g) (to Adam's epsilon)
+    np.testing.assert_allclose(before - w.numpy(), 0.01 * np.sign([0.5, -1.0, 2.0]), rtol=1e-5)

@@ -54,6 +54,8 @@ def unsupported(loop):
         return f"train_and_evaluate.penalty = {loop.penalty!r}; this tool takes apart runs without a penalty only."
     if loop.conditional:
         return "train_and_evaluate.num_classes is set; this tool takes apart unconditional runs only."
+    if loop.augment:
+        return f"train_and_evaluate.augment = {loop.augment!r}; this tool takes apart runs without augmentation only."
     return None
 
 
@@ -152,13 +154,16 @@ def benchmark_config(spec, end):
     """The RunConfig the benchmark trains for "SUITE:METHOD:SEED" (e.g. stacked_digits:pgn_center:0), to `end`.
 
     Raises:
-      ValueError: a spec not of that form, an unknown suite or method.
+      ValueError: a spec not of that form, an unknown suite or method, or a method this tool cannot replay
+        (newg<S>: its new generator comes from a callback the tool does not run).
     """
     from pgn_tf.benchmark import run, suites
 
     parts = spec.split(":")
     if len(parts) != 3 or not parts[2].isdigit():
         raise ValueError(f"--benchmark must be SUITE:METHOD:SEED (e.g. stacked_digits:pgn:0), got {spec!r}.")
+    if run.fresh_generator_step(parts[1]) is not None:
+        raise ValueError(f"--benchmark: {parts[1]!r} renews G during the run; this tool does not replay that.")
     return run.run_config(suites.get(parts[0]), parts[1], int(parts[2]), end)
 
 

@@ -90,8 +90,8 @@ def fresh_generator_step(method):
 
 class FreshGenerator(keras.callbacks.Callback):
     """An intervention: at the end of outer step S, G and EMA-G become the step-0 generator again (the seed's
-    initial weights) and G's optimizer starts afresh (moments and count zeroed), while the critic keeps its
-    state. Modes at S + k against the method's own at k then say what the critic's state at S does to a new G.
+    initial weights, `train_lib.initial_generator_weights`) and G's optimizer starts afresh (moments and count
+    zeroed: `optimizers.reset_state`), while the critic keeps its state. Modes at S + k against the method's own at k then say what the critic's state at S does to a new G.
     Before the step's scoring, so the evaluation at S scores the new G and its checkpoint holds it (a resumed
     run restarts past S, or reaches S again and resets there)."""
 
@@ -102,13 +102,10 @@ class FreshGenerator(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         if int(self.model.step.numpy()) != self.at:
             return
-        loop = self.config.loop
-        keras.utils.set_random_seed(loop.seed)  # as train_lib.build_gan seeds the generator, built first
-        fresh = self.config.generator_fn(z_dim=loop.z_dim)
+        fresh = train_lib.initial_generator_weights(self.config)
         for g in (self.model.generator, self.model.ema_generator):
-            g.set_weights(fresh.get_weights())
-        for v in self.model.g_optimizer.variables:
-            v.assign(tf.zeros_like(v))
+            g.set_weights(fresh)
+        optimizers.reset_state(self.model.g_optimizer)
 
 
 SAMPLE_BATCH = 1000  # generated images per call when scoring stacked digits
