@@ -217,3 +217,36 @@ def test_ada_raises_p_by_its_rule_on_a_critic_sure_of_every_real_and_leaves_it_a
     assert float(gan.ada.p.numpy()) == pytest.approx(2 * per_interval if moves else 0.0)  # steps 2 and 4
     assert float(gan.ada.r_t.numpy()) == (1.0 if moves else -1.0) and int(gan.ada.steps.numpy()) == 1
     assert history["augment_p"][-1] == pytest.approx(float(gan.ada.p.numpy()))  # step 5 used p after step 4
+
+
+def test_augment_study_tabulates_finished_runs_and_refuses_to_resume_a_run_under_another_code(tmp_path):
+    """tools/augment_study.py's summary from runs' eval.jsonl (a missing FID skipped, the best step found, the
+    code version of each run named), and its refusal to mix two code versions in one run."""
+    import argparse
+    import json
+
+    from conftest import load_tool
+
+    tool = load_tool("augment_study")
+    args = argparse.Namespace(steps=4, eval_every=2, num_images=100, ada_kimg=100.0)
+    for seed, fids in ((0, [None, 30.0, 20.0]), (1, [50.0, 10.0, 40.0])):
+        workdir = tmp_path / "runs" / tool.run_name(500, "pgn", "none", seed)
+        workdir.mkdir(parents=True)
+        rows = [{"step": s, "FID": f, "precision": 0.5, "recall": 0.25} for s, f in zip((0, 2, 4), fids)]
+        (workdir / "eval.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+        (workdir / "code_version").write_text("abc123\n")
+    unfinished = tmp_path / "runs" / tool.run_name(500, "gn", "none", 0)
+    unfinished.mkdir()
+    (unfinished / "eval.jsonl").write_text(json.dumps({"step": 2, "FID": 9.0}) + "\n")
+    runs = [(500, m, "none", s) for m in ("pgn", "gn") for s in (0, 1)]
+    tool.summarise(str(tmp_path), runs, args)
+    summary = (tmp_path / "summary.md").read_text()
+    assert summary.startswith("# Augmentation on 500 real digits") and "code abc123" in summary
+    # FID at the end 20 and 40: mean 30, std 10 (ddof 0); best 20 at step 4 and 10 at step 2.
+    assert "| 500 | pgn | none | 30.0 +- 10.0 [20.0, 40.0] | 15.0 +- 5.0 [20.0, 10.0] (4, 2) |" in summary
+    assert "| gn |" not in summary  # unfinished: left out
+    lines = [json.loads(x) for x in (tmp_path / "results.jsonl").read_text().splitlines()]
+    assert len(lines) == 6 and {x["code"] for x in lines} == {"abc123"}
+    (unfinished / "code_version").write_text("abc123\n")
+    with pytest.raises(SystemExit, match="was started by code abc123"):
+        tool.train_all(str(tmp_path), "stats.npz", [(500, "gn", "none", 0)], args)

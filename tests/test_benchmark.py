@@ -395,6 +395,10 @@ def test_a_fresh_generator_at_step_s_is_the_seeds_initial_one_with_its_optimizer
     assert [(r["method"], r["step"]) for r in rows] == [("pgn_newg2", 2), ("pgn_newg2", 4)]
     with pytest.raises(ValueError, match="cannot read its part 'newg0'"):
         run.method_settings("pgn_newg0")
+    with pytest.raises(ValueError, match="its part 'c0' sets pgn_constant a second time"):
+        run.method_settings("pgn_c0.1_c0")
+    with pytest.raises(ValueError, match="renews G at step 4, not before the run's last, 4"):
+        run.run_config(small, "pgn_newg4", 0, 4)
 
 
 def test_folders_trained_side_by_side_merge_into_one_table_of_one_code_version(tmp_path, capsys):

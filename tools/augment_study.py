@@ -50,7 +50,7 @@ def write_data(out, sizes):
     padded = to_side(x, 32)
     for n in sizes:
         folder = os.path.join(out, "data", f"digits_{n}")
-        if os.path.isdir(folder) and len(os.listdir(folder)) == n:
+        if os.path.isdir(folder) and len(os.listdir(folder)) == n:  # n is a multiple of 10 (main)
             continue
         os.makedirs(folder, exist_ok=True)
         for label in range(10):
@@ -110,18 +110,32 @@ def code_version():
     return version()
 
 
+def _recorded_code(workdir):
+    path = os.path.join(workdir, "code_version")
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return f.read().strip()
+
+
 def train_all(out, stats_path, runs, args):
+    """Trains (or resumes) each unfinished run; a run is trained by one code version, written before it starts."""
     code = code_version()
     for n, method, aug, seed in runs:
         workdir, cmd = command(out, stats_path, n, method, aug, seed, args)
         done = evaluations(workdir)
         if done and done[-1]["step"] >= args.steps:
             continue
+        recorded = _recorded_code(workdir)
+        if recorded not in (None, code):
+            sys.exit(f"error: {workdir} was started by code {recorded}, not this {code}: resume it from that "
+                     f"version, or remove the run to train it anew.")  # fmt: skip
+        os.makedirs(workdir, exist_ok=True)
+        with open(os.path.join(workdir, "code_version"), "w") as f:
+            f.write(code + "\n")
         print(f"{run_name(n, method, aug, seed)}: training", flush=True)
         with open(os.path.join(out, "train.log"), "a") as log:
             subprocess.run(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, check=True)
-        with open(os.path.join(workdir, "code_version"), "w") as f:
-            f.write(code + "\n")
 
 
 def _score(row, name, ema):
@@ -129,27 +143,34 @@ def _score(row, name, ema):
     return None if value is None else float(value)
 
 
+def _fid(row):
+    """G's FID, NaN where the evaluation has none."""
+    value = _score(row, "FID", False)
+    return np.nan if value is None else value
+
+
 def summarise(out, runs, args):
     """results.jsonl (one line per run and evaluation), summary.md and the pictures."""
+    from pgn_tf.config import LoopConfig
+
     lines, table = [], {}
     for n, method, aug, seed in runs:
         workdir = os.path.join(out, "runs", run_name(n, method, aug, seed))
         rows = evaluations(workdir)
         if not rows or rows[-1]["step"] < args.steps:
             continue
-        code = "unknown"
-        if os.path.exists(os.path.join(workdir, "code_version")):
-            with open(os.path.join(workdir, "code_version")) as f:
-                code = f.read().strip()
+        code = _recorded_code(workdir) or "unknown"
         for row in rows:
             lines.append({"size": n, "method": method, "augment": aug, "seed": seed, "code": code, **row})
-        fids = [_score(r, "FID", False) for r in rows]
+        fids = np.array([_fid(r) for r in rows])
+        if np.all(np.isnan(fids)):
+            continue  # no FID was computed (--metrics without it): nothing to tabulate
         best = int(np.nanargmin(fids))
         table.setdefault((n, method, aug), []).append(
             {
                 "seed": seed,
-                "FID": fids[-1],
-                "best_FID": fids[best],
+                "FID": None if np.isnan(fids[-1]) else float(fids[-1]),
+                "best_FID": float(fids[best]),
                 "best_step": rows[best]["step"],
                 "precision": _score(rows[-1], "precision", False),
                 "recall": _score(rows[-1], "recall", False),
@@ -160,16 +181,20 @@ def summarise(out, runs, args):
         f.writelines(json.dumps(line) + "\n" for line in lines)
     codes = sorted({line["code"] for line in lines})
     md = [
-        "# Augmentation on 500 and 2,000 real digits",
+        f"# Augmentation on {' and '.join(f'{n:,}' for n in sorted({k[0] for k in table}))} real digits",
         "",
         (
             f"Command: `python tools/augment_study.py --out=DIR --steps={args.steps} --eval_every={args.eval_every} "
             f"--num_images={args.num_images} --ada_kimg={args.ada_kimg}`; code {', '.join(codes) or '-'}."
         ),
-        f'Policy "{POLICY}" (DiffAugment); fixed: p = 1; ADA: target 0.6, interval 4, ada_kimg {args.ada_kimg}.',
+        (
+            f'Policy "{POLICY}" (DiffAugment); fixed: p = 1; ADA: target {LoopConfig.ada_target}, '
+            f"interval {LoopConfig.ada_interval}, ada_kimg {args.ada_kimg}."
+        ),
         (
             "FID / precision / recall of G in the MNIST classifier's features against all 5,000 offline digits, "
-            f"{args.num_images} samples; mean +- std over seeds, per-seed values in brackets."
+            f"{args.num_images} samples; mean +- std (over seeds, ddof 0 as the benchmark's tables), per-seed "
+            "values in brackets."
         ),
         "",
         "| images | method | augment | FID at end | best FID (step) | precision | recall | FID EMA-G |",
@@ -196,7 +221,7 @@ def _spread(values, digits=1):
     if not values:
         return "-"
     mean = statistics.fmean(values)
-    sd = statistics.stdev(values) if len(values) > 1 else 0.0
+    sd = statistics.pstdev(values)
     each = ", ".join(f"{v:.{digits}f}" for v in values)
     return f"{mean:.{digits}f} +- {sd:.{digits}f} [{each}]"
 
@@ -220,7 +245,8 @@ def _plot(out, lines):
                 steps = sorted({r["step"] for r in rows})
                 if not steps:
                     continue
-                mean = [np.nanmean([_score(r, "FID", False) for r in rows if r["step"] == s]) for s in steps]
+                fids = [[_fid(r) for r in rows if r["step"] == s] for s in steps]
+                mean = [np.nan if np.all(np.isnan(v)) else np.nanmean(v) for v in fids]
                 ax.plot(steps, mean, label=aug)
             ax.set_title(f"{method}, {n} digits")
             ax.set_xlabel("step")
@@ -272,6 +298,8 @@ def main():
     parser.add_argument("--summary_only", action="store_true", help="summarise the finished runs; train nothing")
     args = parser.parse_args()
     sizes = [int(n) for n in args.sizes.split(",")]
+    if any(n % 10 or not 10 <= n <= 5000 for n in sizes):
+        parser.error(f"--sizes: each a multiple of 10 in [10, 5000] (n / 10 digits of each class), got {args.sizes}")
     augments = args.augments.split(",")
     unknown = [a for a in augments if a not in AUGMENTS]
     if unknown:

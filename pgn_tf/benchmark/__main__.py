@@ -52,6 +52,9 @@ def parse(suite, methods, seeds, out, steps, dim=2, g_out="linear", loss="bce"):
         raise UsageError(f"--dim must be at least 2, got {dim}.")
     try:
         varied = [suites.get(name, dim, g_out, loss) for name in suite_names]
+        for s in varied:  # newg<S> must renew G before the run ends
+            for m in method_names:
+                run.run_config(s, m, 0, steps or s.steps)
     except ValueError as e:
         raise UsageError(str(e)) from None
     return varied, method_names, seed_values

@@ -45,6 +45,40 @@ PGN_VARIANT = "pgn_"
 FRESH_GENERATOR = "newg"  # a method part: newg<S>, a new generator at step S (FreshGenerator)
 
 
+def _pgn_parts(method):
+    """A "pgn_<parts>" method's parts as {setting or FRESH_GENERATOR: value}, each part at most once.
+
+    Raises:
+      ValueError: not such a method, an unknown or repeated part, or a value out of its range.
+    """
+    usage = f"choose from {', '.join(METHODS)} or pgn_<parts> (parts: c<constant>, s<scale>, center, newg<step>)"
+    if not method.startswith(PGN_VARIANT) or method == PGN_VARIANT:
+        raise ValueError(f"unknown method {method!r}; {usage}.")
+    parts = {}
+    for part in method[len(PGN_VARIANT) :].split("_"):
+        try:
+            if part == "center":
+                name, value = "pgn_center", True
+            elif part.startswith(FRESH_GENERATOR):
+                name, value = FRESH_GENERATOR, int(part[len(FRESH_GENERATOR) :])
+                if value < 1:
+                    raise ValueError
+            elif part.startswith("c"):
+                name, value = "pgn_constant", part[1:] if part[1:] == UNIT else float(part[1:])
+                check_constant(value)
+            elif part.startswith("s"):
+                name, value = "pgn_scale", SQRT_D if part == "ssqrtd" else float(part[1:])
+                check_scale(value)
+            else:
+                raise ValueError
+        except ValueError:
+            raise ValueError(f"method {method!r}: cannot read its part {part!r}; {usage}.") from None
+        if name in parts:
+            raise ValueError(f"method {method!r}: its part {part!r} sets {name} a second time; {usage}.")
+        parts[name] = value
+    return parts
+
+
 def method_settings(method):
     """A method's settings: METHOD_SETTINGS, or PGN with variants and interventions named by "_"-joined parts
     after "pgn": c<c> (pgn_constant: a number >= 0 or unit), s<s> (pgn_scale: a number > 0, or sqrtd for
@@ -52,40 +86,18 @@ def method_settings(method):
     pgn_center, pgn_ssqrtd, pgn_c0.1_center, pgn_newg1500.
 
     Raises:
-      ValueError: an unknown method or part, or a value out of its range.
+      ValueError: an unknown method, an unknown or repeated part, or a value out of its range.
     """
     if method in METHOD_SETTINGS:
         return METHOD_SETTINGS[method]
-    usage = f"choose from {', '.join(METHODS)} or pgn_<parts> (parts: c<constant>, s<scale>, center, newg<step>)"
-    if not method.startswith(PGN_VARIANT) or method == PGN_VARIANT:
-        raise ValueError(f"unknown method {method!r}; {usage}.")
-    settings = {"normalization": "pgn"}
-    for part in method[len(PGN_VARIANT) :].split("_"):
-        try:
-            if part == "center":
-                settings["pgn_center"] = True
-            elif part.startswith(FRESH_GENERATOR):
-                if int(part[len(FRESH_GENERATOR) :]) < 1:
-                    raise ValueError
-            elif part.startswith("c"):
-                settings["pgn_constant"] = part[1:] if part[1:] == UNIT else float(part[1:])
-                check_constant(settings["pgn_constant"])
-            elif part.startswith("s"):
-                settings["pgn_scale"] = SQRT_D if part == "ssqrtd" else float(part[1:])
-                check_scale(settings["pgn_scale"])
-            else:
-                raise ValueError
-        except ValueError:
-            raise ValueError(f"method {method!r}: cannot read its part {part!r}; {usage}.") from None
-    return settings
+    parts = _pgn_parts(method)
+    parts.pop(FRESH_GENERATOR, None)
+    return {"normalization": "pgn", **parts}
 
 
 def fresh_generator_step(method):
     """S of a method's newg<S> part, else None."""
-    if not method.startswith(PGN_VARIANT):
-        return None
-    parts = [p for p in method.split("_")[1:] if p.startswith(FRESH_GENERATOR)]
-    return int(parts[0][len(FRESH_GENERATOR) :]) if parts else None
+    return None if method in METHOD_SETTINGS else _pgn_parts(method).get(FRESH_GENERATOR)
 
 
 class FreshGenerator(keras.callbacks.Callback):
@@ -165,7 +177,13 @@ def run_config(suite, method, seed, steps):
     BCE (or the suite's loss; r3 takes RpGAN, its own) and torch's Adam with the suite's betas; the
     learning rate is constant (its decay starts at the last step). Checkpoints
     and TensorBoard scalars come at every evaluation.
+
+    Raises:
+      ValueError: an unknown method, or newg<S> with S not before the last step.
     """
+    fresh_at = fresh_generator_step(method)
+    if fresh_at is not None and fresh_at >= steps:
+        raise ValueError(f"method {method!r} renews G at step {fresh_at}, not before the run's last, {steps}.")
     adam = functools.partial(optimizers.Adam, beta_1=suite.betas[0], beta_2=suite.betas[1], epsilon=1e-8)
     settings = {"loss_fn": lambda: losses.get(suite.loss), **method_settings(method)}  # r3 brings its own loss
     return RunConfig.make(
@@ -301,8 +319,8 @@ def run(suite_names, methods, seeds, out, steps=None, stream=None, save_samples_
 
 
 def code_version():
-    """The code that trained a line: the package's git commit (with "+dirty" for uncommitted changes to it), or
-    pgn_tf's version where it is not a git checkout."""
+    """The code that trained a line: the package's git commit (with "+dirty" for uncommitted changes to the package
+    or to tools/, which trains and reports studies too), or pgn_tf's version where it is not a git checkout."""
     import subprocess
 
     import pgn_tf
@@ -313,7 +331,7 @@ def code_version():
 
     try:
         commit = git("rev-parse", "--short=12", "HEAD").stdout.strip()
-        dirty = git("status", "--porcelain", "--", ".").stdout.strip()
+        dirty = git("status", "--porcelain", "--", ":/pgn_tf", ":/tools").stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return f"pgn_tf {pgn_tf.__version__}"
     return commit + ("+dirty" if dirty else "")
