@@ -397,7 +397,8 @@ class RunConfig(_Checked):
         if self.loop.pgn_center and self.loss_fn().relativistic:
             raise ConfigError(
                 f"{GIN_ROOT}.pgn_center = True centres the generator step's fakes on their own mean, which the "
-                f"{self.loss_fn().name} loss compares with reals centred with the fakes: use a loss such as hinge or bce."
+                f"{self.loss_fn().name} loss compares with reals centred with the fakes: use a loss such as hinge "
+                "or bce."
             )
         if self.best_by.removesuffix("_ema") not in self.metrics:
             raise ConfigError(f"{GIN_ROOT}.best_by = {self.best_by!r} is not among {GIN_ROOT}.metrics {self.metrics}.")

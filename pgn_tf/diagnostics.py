@@ -6,8 +6,9 @@ denominator), the share of samples on their side (f_hat > 0 for reals, < 0
 for fakes), the share of saturated outputs, |f_hat| > 0.99 s (s: PGN's scale,
 1 for the method), and the loss's pull on the raw f of reals and of fakes:
 the mean of -d loss_i / d f_i (the way gradient descent moves each sample's f,
-through f_hat with the denominator's norm held: `Normalized.slope`). The two pulls' sum is what a shift shared by every
-output, such as the last bias, is pushed by. Last, cos(grad_x f, 1): how far
+through f_hat with the denominator's norm held: `Normalized.slope`). The two
+pulls' sum is what a shift shared by every output, such as the last bias, is
+pushed by. Last, cos(grad_x f, 1): how far
 the raw gradient points along the ones vector of PGN's ||1 - grad_x f|| (0 for
 the raw critics, which compute no input gradient).
 

@@ -247,8 +247,10 @@ class PGNGAN(keras.Model):
         return self.generate(z, labels, ema=True, training=training)
 
     def critic_step(self, real, real_y=None, k=0):
-        """Critic step k of the outer step on this replica's b = batch_size_D / replicas real images (salts 4k .. 4k + 3;
-        with augmentation also AUGMENT_SALT + 4k for the reals' transforms and AUGMENT_SALT + 4k + 1 for the fakes').
+        """Critic step k of the outer step on this replica's b = batch_size_D / replicas real images.
+
+        Its draws are keyed by salts 4k .. 4k + 3 and, with augmentation, AUGMENT_SALT + 4k for the reals'
+        transforms and AUGMENT_SALT + 4k + 1 for the fakes'.
 
         All draws (fakes, CR augmentations, penalty interpolations) are made
         for the b rows at once; with accumulation a, the critic's loss and

@@ -103,9 +103,10 @@ def fresh_generator_step(method):
 class FreshGenerator(keras.callbacks.Callback):
     """An intervention: at the end of outer step S, G and EMA-G become the step-0 generator again (the seed's
     initial weights, `train_lib.initial_generator_weights`) and G's optimizer starts afresh (moments and count
-    zeroed: `optimizers.reset_state`), while the critic keeps its state. Modes at S + k against the method's own at k then say what the critic's state at S does to a new G.
-    Before the step's scoring, so the evaluation at S scores the new G and its checkpoint holds it (a resumed
-    run restarts past S, or reaches S again and resets there)."""
+    zeroed: `optimizers.reset_state`), while the critic keeps its state. Modes at S + k against the method's own
+    at k then say what the critic's state at S does to a new G. Before the step's scoring, so the evaluation at S
+    scores the new G and its checkpoint holds it (a resumed run restarts past S, or reaches S again and resets
+    there)."""
 
     def __init__(self, config, step):
         super().__init__()
