@@ -172,7 +172,9 @@ class LoopConfig(_Checked):
       pgn_scale, pgn_center: interventions on PGN, not the method (1.0 and
         False are): f_hat multiplied by pgn_scale (a number > 0, or "sqrt_d")
         before the loss; the raw output less its batch mean (held constant)
-        in f_hat (one device, no accumulation). See `normalization.normalize`.
+        in f_hat (one device, no accumulation, no CR, no penalty, no
+        relativistic loss: each would centre another batch apart). See
+        `normalization.normalize`.
       num_classes: class count of a conditional model; None otherwise.
       n_dis: critic steps per outer step, each on the next batch_size_D real
         images of the outer step's batch and a fresh batch of fakes.
@@ -201,7 +203,8 @@ class LoopConfig(_Checked):
         ADA's rule (`augment.ada_step`).
       translation_ratio, cutout_ratio: DiffAugment's: shifts of up to
         int(size * ratio + 0.5) pixels; a cutout box of int(size * ratio + 0.5).
-      ada_target: ADA's target for r_t = E[sign(D(real))] (0.6 in ADA).
+      ada_target: ADA's target for r_t = E[sign(D(real))] (0.6 in ADA); PGN and
+        relativistic losses read E[sign(D(real_i) - D(fake_i))] (docs/augmentation.md).
       ada_kimg: ADA's speed: p can cross [0, 1] in this many thousand real images (500 in ADA).
       ada_interval: outer steps between adjustments of p (4 in ADA).
       seed: seeds weights, data order, latents, augmentations and penalties.
@@ -268,6 +271,11 @@ class LoopConfig(_Checked):
             raise ConfigError(
                 f"{GIN_ROOT}.pgn_center = True centres each critic call on its own batch: CR compares augmented "
                 f"reals (centred on themselves) with reals centred with the fakes; it needs cr = 0, not {self.cr}."
+            )
+        if self.pgn_center and self.penalty:
+            raise ConfigError(
+                f"{GIN_ROOT}.pgn_center = True centres each critic call on its own batch: the {self.penalty} "
+                f"penalty's critic calls would be centred apart from the loss's; it needs penalty = None."
             )
         if (self.ada or self.augment_p != 1.0) and not self.augment:
             raise ConfigError(
@@ -396,9 +404,9 @@ class RunConfig(_Checked):
             )
         if self.loop.pgn_center and self.loss_fn().relativistic:
             raise ConfigError(
-                f"{GIN_ROOT}.pgn_center = True centres the generator step's fakes on their own mean, which the "
-                f"{self.loss_fn().name} loss compares with reals centred with the fakes: use a loss such as hinge "
-                "or bce."
+                f"{GIN_ROOT}.pgn_center = True centres each critic call on its own batch: the "
+                f"{self.loss_fn().name} loss's generator step would compare fakes and their partner reals each "
+                "centred apart, losing the gap between them; use a loss such as hinge or bce."
             )
         if self.best_by.removesuffix("_ema") not in self.metrics:
             raise ConfigError(f"{GIN_ROOT}.best_by = {self.best_by!r} is not among {GIN_ROOT}.metrics {self.metrics}.")

@@ -457,7 +457,8 @@ class AdaState(tf.Module):
     """ADA's state (Karras et al. 2020): p, and the signs of the critic on reals since p last moved.
 
     Every `ada_interval` outer steps, r_t = the mean over them of
-    E[sign(D(real))] (each step's global batch weighted alike) and p moves by
+    E[sign(D(real))] (E[sign(D(real_i) - D(fake_i))] under PGN or a
+    relativistic loss; each step's global batch weighted alike) and p moves by
     `augment.ada_step`. Checkpointed with the run (`checkpoints.Checkpoints`),
     so a resumed run adapts as an uninterrupted one.
     """

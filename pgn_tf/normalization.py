@@ -138,8 +138,9 @@ def normalize(
       center: PGN's raw output taken less its mean over the batch (the mean
         held constant: no gradient through it), so an offset that reals and
         fakes share never reaches f_hat: f_hat = (1 - f_c) / (||1 - grad_x f||
-        + |1 - f_c|), f_c = f - mean(f). Couples the samples of a batch (one
-        device, no accumulation). An intervention, not the method.
+        + |1 - f_c|), f_c = f - mean(f). Couples the samples of a batch (the
+        loop runs it on one device, without accumulation, CR, a penalty or a
+        relativistic loss). An intervention, not the method.
 
     Returns:
       A `Normalized` (f_hat, f, grad_norm, input_grad_norm, ones_cos, slope, scale).
@@ -196,7 +197,7 @@ def ratio(f, grad_norm, mode, s=1.0, center=False):
     if mode == "pgn":
         num = 1.0 - (f - tf.stop_gradient(tf.reduce_mean(f)) if center else f)
         denominator = grad_norm + tf.abs(num)
-        return s * num / denominator, -s * grad_norm / tf.square(denominator)
+        return num / denominator * s, -s * grad_norm / tf.square(denominator)  # f_hat as the method computes it, s = 1
     denominator = grad_norm + tf.abs(f)
     return f / denominator, grad_norm / tf.square(denominator)
 

@@ -47,7 +47,6 @@ class Adam(keras.optimizers.Adam):
         self.assign_sub(variable, ops.multiply(step, ops.divide(m, denom)))
 
 
-@keras.saving.register_keras_serializable(package="pgn_tf")
 def reset_state(optimizer):
     """Zeroes an optimizer's step count and its per-variable state (Adam's moments), as a new one's: the learning
     rate schedule restarts with the count. A fixed learning rate and a loss scale's state are kept."""
@@ -58,6 +57,7 @@ def reset_state(optimizer):
     optimizer.iterations.assign(0)
 
 
+@keras.saving.register_keras_serializable(package="pgn_tf")
 class LinearDecay(keras.optimizers.schedules.LearningRateSchedule):
     """lr * (1 - max(s - start, 0) / max(total - start, 1)), s = outer steps done.
 

@@ -248,5 +248,5 @@ def test_augment_study_tabulates_finished_runs_and_refuses_to_resume_a_run_under
     lines = [json.loads(x) for x in (tmp_path / "results.jsonl").read_text().splitlines()]
     assert len(lines) == 6 and {x["code"] for x in lines} == {"abc123"}
     (unfinished / "code_version").write_text("abc123\n")
-    with pytest.raises(SystemExit, match="was started by code abc123"):
+    with pytest.raises(SystemExit, match="was trained by code abc123"):
         tool.train_all(str(tmp_path), "stats.npz", [(500, "gn", "none", 0)], args)

@@ -341,8 +341,10 @@ BAD_BINDINGS = {
     "train_and_evaluate.augment='color,color'": "augment must be a comma-separated subset of",
     "train_and_evaluate.pgn_center=True\ntrain_and_evaluate.cr=10.0": "pgn_center = True centres each critic call "
     "on its own batch: CR compares augmented reals",
-    "train_and_evaluate.pgn_center=True\ntrain_and_evaluate.loss_fn=@losses.rpgan": "pgn_center = True centres the "
-    "generator step's fakes on their own mean, which the rpgan loss compares with reals centred with the fakes",
+    "train_and_evaluate.pgn_center=True\ntrain_and_evaluate.loss_fn=@losses.rpgan": "pgn_center = True centres each "
+    "critic call on its own batch: the rpgan loss's generator step would compare fakes and their partner reals",
+    "train_and_evaluate.pgn_center=True\ntrain_and_evaluate.penalty='r1'": "pgn_center = True centres each critic "
+    "call on its own batch: the r1 penalty's critic calls would be centred apart from the loss's",
     "train_and_evaluate.translation_ratio=1.5": "translation_ratio must be a number in (0, 1), got 1.5 (float)",
     "train_and_evaluate.cutout_ratio=0": "cutout_ratio must be a number in (0, 1), got 0 (int)",
     "train_and_evaluate.augment_p=1.2": 'augment_p must be a number in [0, 1] or "ada", got 1.2 (float)',

@@ -361,6 +361,15 @@ def test_the_default_constant_is_the_official_formula_bit_for_bit(data):
         )
     np.testing.assert_allclose(normalize(critic, tf.constant(x)).f_hat.numpy(), np_normalized(critic, x, "pgn"),
                                rtol=1e-10, atol=1e-12)  # fmt: skip
+    # The official penalty_normalize_gradient, op for op in TF: equal to the last bit.
+    xt = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(xt)
+        f = critic(xt)
+    grad = tape.gradient(f, xt)
+    norm = tf.reshape(tf.sqrt(tf.reduce_sum(tf.square(1.0 - grad), axis=[1, 2, 3]) + EPS), [-1, 1])
+    official = (1.0 - f) / (norm + tf.abs(1.0 - f))
+    np.testing.assert_array_equal(normalize(critic, xt).f_hat.numpy(), official.numpy())
 
 
 @pytest.mark.parametrize("constant", CONSTANTS)

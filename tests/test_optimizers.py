@@ -44,6 +44,11 @@ def test_adam_serializes_and_rejects_amsgrad():
     opt = optimizers.Adam(1e-3, beta_1=0.0, beta_2=0.9)
     clone = keras.optimizers.deserialize(keras.optimizers.serialize(opt))
     assert isinstance(clone, optimizers.Adam) and clone.beta_2 == 0.9
+    scheduled = optimizers.Adam(LinearDecay(2e-4, 5, 10, 2))  # the schedule every run's optimizers carry
+    clone = keras.optimizers.deserialize(keras.optimizers.serialize(scheduled))
+    schedule = keras.optimizers.serialize(clone)["config"]["learning_rate"]
+    assert schedule["registered_name"] == "pgn_tf>LinearDecay" and schedule["config"] == {
+        "learning_rate": 2e-4, "decay_start": 5, "total_steps": 10, "updates_per_step": 2}  # fmt: skip
     with pytest.raises(ValueError):
         optimizers.Adam(amsgrad=True)
 

@@ -118,8 +118,21 @@ def _recorded_code(workdir):
         return f.read().strip()
 
 
+def same_code(recorded, current):
+    """Whether two code versions train alike: the same, or two clean commits with no change to pgn_tf/ or tools/
+    between them (a docs-only commit does not stop a resume)."""
+    if recorded == current:
+        return True
+    if "+dirty" in recorded + current:
+        return False
+    diff = subprocess.run(["git", "diff", "--quiet", recorded, current, "--", ":/pgn_tf", ":/tools"], cwd=ROOT,
+                          capture_output=True, check=False)  # fmt: skip
+    return diff.returncode == 0
+
+
 def train_all(out, stats_path, runs, args):
-    """Trains (or resumes) each unfinished run; a run is trained by one code version, written before it starts."""
+    """Trains (or resumes) each unfinished run. A run is trained by one code: its version is written before it
+    trains, and a run that has trained (an evaluation or a checkpoint) resumes only under the same code."""
     code = code_version()
     for n, method, aug, seed in runs:
         workdir, cmd = command(out, stats_path, n, method, aug, seed, args)
@@ -127,12 +140,15 @@ def train_all(out, stats_path, runs, args):
         if done and done[-1]["step"] >= args.steps:
             continue
         recorded = _recorded_code(workdir)
-        if recorded not in (None, code):
-            sys.exit(f"error: {workdir} was started by code {recorded}, not this {code}: resume it from that "
+        trained = bool(done) or os.path.isdir(os.path.join(workdir, "checkpoints"))
+        if trained and recorded is None:
+            recorded = "unknown"  # trained before versions were written: its code cannot be told
+        if trained and not same_code(recorded, code):
+            sys.exit(f"error: {workdir} was trained by code {recorded}, not this {code}: resume it from that "
                      f"version, or remove the run to train it anew.")  # fmt: skip
         os.makedirs(workdir, exist_ok=True)
         with open(os.path.join(workdir, "code_version"), "w") as f:
-            f.write(code + "\n")
+            f.write((recorded if trained else code) + "\n")
         print(f"{run_name(n, method, aug, seed)}: training", flush=True)
         with open(os.path.join(out, "train.log"), "a") as log:
             subprocess.run(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, check=True)
@@ -181,7 +197,7 @@ def summarise(out, runs, args):
         f.writelines(json.dumps(line) + "\n" for line in lines)
     codes = sorted({line["code"] for line in lines})
     md = [
-        f"# Augmentation on {' and '.join(f'{n:,}' for n in sorted({k[0] for k in table}))} real digits",
+        f"# Augmentation on {' and '.join(f'{n:,}' for n in sorted({k[0] for k in table})) or 'no'} real digits",
         "",
         (
             f"Command: `python tools/augment_study.py --out=DIR --steps={args.steps} --eval_every={args.eval_every} "
@@ -217,13 +233,12 @@ def summarise(out, runs, args):
 
 
 def _spread(values, digits=1):
-    values = [v for v in values if v is not None]
-    if not values:
+    """mean +- std of the values that are there, then every seed's value in order ("-" where it has none)."""
+    present = [v for v in values if v is not None]
+    if not present:
         return "-"
-    mean = statistics.fmean(values)
-    sd = statistics.pstdev(values)
-    each = ", ".join(f"{v:.{digits}f}" for v in values)
-    return f"{mean:.{digits}f} +- {sd:.{digits}f} [{each}]"
+    each = ", ".join("-" if v is None else f"{v:.{digits}f}" for v in values)
+    return f"{statistics.fmean(present):.{digits}f} +- {statistics.pstdev(present):.{digits}f} [{each}]"
 
 
 def _plot(out, lines):

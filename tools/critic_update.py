@@ -31,7 +31,7 @@ largest relative error of the reconstructed update against the update the step m
 decomposition is the step's, and the largest difference of the held f_hat from the run's f_hat (their values
 must agree).
 Only the runs it can take apart exactly: unconditional, in one process (one replica), n_dis = 1, accumulation = 1,
-no CR and no penalty.
+no CR, no penalty, no augmentation, and no benchmark method that renews G (newg<S>).
 """
 
 import argparse
