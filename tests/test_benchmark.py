@@ -174,6 +174,7 @@ def test_stacked_digits_scores_channels_with_the_digits_classifier(tmp_path):
     path.write_text("".join(json.dumps({**r, "classifier": "0123456789ab"}) + "\n" for r in rows))
     with pytest.raises(ValueError, match="scored by classifier 0123456789ab, the cached one is " + fingerprint):
         run.run([small], ["gn"], [0], str(tmp_path), steps=2)
+    assert not (tmp_path / "runs" / "stacked_digits_gn_seed0").exists()  # refused before any training
     tool = load_tool("merge_benchmark")
     assert tool.classifier_problem(rows, [small]) is None
     assert "the cached one is" in tool.classifier_problem(run.read_results(str(path)), [small])

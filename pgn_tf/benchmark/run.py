@@ -287,6 +287,8 @@ def run(suite_names, methods, seeds, out, steps=None, stream=None, save_samples_
     rows = read_results(path)
     done = {_key(r) for r in rows if r["step"] == total_steps.get(r["suite"], -1)}
     todo = [p for p in plan if (p[0].name, p[1], p[2]) not in done]
+    for suite in {s.name: s for s, _, _ in todo if s.classifier}.values():  # before any training
+        _same_classifier(rows, suite.name, {"classifier": suite.classifier().fingerprint}, path)
     progress = _Progress(sum(total_steps[s.name] for s, _, _ in todo))
     for suite, method, seed in todo:
         n_steps = total_steps[suite.name]
@@ -304,7 +306,6 @@ def run(suite_names, methods, seeds, out, steps=None, stream=None, save_samples_
             progress.work -= step  # trained before this process: not in its rate
             npz_dir = workdir if save_samples_npz else None
             scoring = Scoring(suite, method, seed, n_steps, path, seconds_before, progress, stream, npz_dir)
-            _same_classifier(rows, suite.name, scoring.scorer.identity(), path)
             fresh_at = fresh_generator_step(method)
             interventions = [] if fresh_at is None else [FreshGenerator(config, fresh_at)]
             # TensorBoard scalars (losses, diagnostics) at each evaluation, then the scoring; _resume has restored
