@@ -430,3 +430,10 @@ def test_the_bootstrap_interval_of_the_mean_over_seeds():
     low, high = report.bootstrap_interval([1.0, 2.0, 3.0, 4.0, 5.0])
     assert 1.0 < low < 3.0 < high < 5.0 and report.bootstrap_interval([1.0, 2.0, 3.0, 4.0, 5.0]) == (low, high)
     assert report.bootstrap_interval([7.0, 7.0, 7.0]) == (7.0, 7.0)
+
+
+def test_every_method_and_variant_of_a_picture_has_its_own_colour():
+    methods = [*run.METHODS, "pgn_cunit", "pgn_c0", "pgn_c0.1", "pgn_center", "pgn_ssqrtd", "pgn_s8"]
+    colours = [report._color(m) for m in methods]
+    assert len(set(map(str, colours))) == len(methods)
+    assert report._color("pgn_c0") == colours[methods.index("pgn_c0")]  # the same in every picture

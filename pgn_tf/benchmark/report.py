@@ -207,11 +207,23 @@ def _no_samples(ax):
     ax.text(0.5, 0.5, "no samples", transform=ax.transAxes, ha="center", va="center", fontsize=7, color="gray")
 
 
+_VARIANT_COLORS = {}  # a PGN variant's colour, given in the order variants are first drawn
+
+
 def _color(method):
-    """One colour per method in every picture (matplotlib's tab10, in METHODS order)."""
+    """One colour per method in every picture: matplotlib's tab10 in METHODS order; PGN's variants (pgn_<parts>)
+    each the next of tab20b's five hues (dark, then light), none of them tab10's, in the order first drawn."""
     from pgn_tf.benchmark.run import METHODS
 
-    return f"C{METHODS.index(method) % 10}" if method in METHODS else None
+    if method in METHODS:
+        return f"C{METHODS.index(method) % 10}"
+    if method not in _VARIANT_COLORS:
+        import matplotlib
+
+        shades = matplotlib.colormaps["tab20b"].colors
+        palette = shades[::4] + shades[2::4]
+        _VARIANT_COLORS[method] = palette[len(_VARIANT_COLORS) % len(palette)]
+    return _VARIANT_COLORS[method]
 
 
 def _curve(ax, rows, suite, method, value, label=None):
