@@ -167,9 +167,10 @@ def ada_step(p, r_t, target, images_seen, kimg):
     """ADA's adjustment (Karras et al. 2020): p moves by sign(r_t - target) * images_seen / (kimg * 1000), in [0, 1].
 
     r_t = E[sign(D(real))] over the images_seen real images since the last
-    adjustment (the loop reads sign(D(real_i) - D(fake_i)) under PGN or a relativistic loss): near 1 when the critic is sure of every real (overfitting),
-    so p rises; below the target, p falls. At this speed p can cross [0, 1]
-    in kimg thousand real images.
+    adjustment (the loop reads sign(D(real_i) - D(fake_i)) under PGN or a
+    relativistic loss): near 1 when the critic is sure of every real
+    (overfitting), so p rises; below the target, p falls. At this speed p can
+    cross [0, 1] in kimg thousand real images.
     """
     return tf.clip_by_value(p + tf.sign(r_t - target) * (images_seen / (kimg * 1000.0)), 0.0, 1.0)
 
