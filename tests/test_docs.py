@@ -333,3 +333,20 @@ def test_findings_seed0_rerun_range_is_the_stored_one():
     with open(os.path.join(ROOT, "docs", "findings.md"), encoding="utf-8") as f:
         text = " ".join(f.read().split())
     assert f"within {min(gaps)}-{max(gaps)} modes" in text
+
+
+def test_performance_augment_table_is_the_stored_measurement():
+    with open(os.path.join(ROOT, "docs", "performance.md"), encoding="utf-8") as f:
+        (table,) = [t for t in tables(f.read()) if t and "with / without" in t[0]]
+    stored = results("measurements", "bench_step_time_augment.jsonl")
+    expected = [
+        {
+            "`--augment`": r["augment"],
+            "`--augment_p`": "ada" if r["augment_p"] == "ada" else f"{r['augment_p']:g}",
+            "s / iteration (median)": f"{r['s_per_iter']['median']:.2f}",
+            "with / without": f"{r['augment_over_none']:.3f}",
+        }
+        for r in stored
+    ]
+    assert table == expected
+    assert all(r["code"] and r["augment_over_none"] > 0 for r in stored)
