@@ -3,7 +3,7 @@ augmentation, with DiffAugment's policy at p = 1 and with ADA, trained through `
 
 Usage:
   python tools/augment_study.py --out=DIR [--sizes=500,2000 --methods=pgn,gn,sn --augments=none,fixed,ada
-      --seeds=0,1,2 --steps=3000 --eval_every=250 --num_images=2000 --ada_kimg=100] [--summary_only]
+      --seeds=0,1,2 --steps=1500 --eval_every=125 --num_images=2000 --ada_kimg=50] [--summary_only]
 
 1. The data: the first n / 10 of each class of the offline MNIST digits (`data.mnist.offline_arrays`, 5,000 real
    digits), padded to 32 x 32, written as PNG files into DIR/data/digits_<n>/; the reference statistics of all
@@ -19,7 +19,14 @@ Usage:
    seeds beside the per-seed values; every line names the code version (git commit) that trained it.
 
 The ADA speed: ADA's ada_kimg = 500 lets p cross [0, 1] in 500,000 real images, more than a whole run here
-(3,000 steps of 32 reals = 96,000); --ada_kimg=100 lets it cross in about one run (stated in the summary).
+(1,500 steps of 32 reals = 48,000); --ada_kimg=50 lets it cross in about one run (stated in the summary).
+
+The budget: 54 runs (2 sizes x 3 methods x 3 augmentations x 3 seeds) of 1,500 steps are about 9 hours of one
+core here (quickstart's networks, which the stacked-digits benchmark trains for 4,000 steps and 8 evaluations in
+1,028-1,932 s on one core of two; an evaluation every 125 steps), so about 4.5 hours with
+two runs side by side (`--sizes=500` beside `--sizes=2000`, one core each, the same --out; then
+`--summary_only` with both sizes writes the whole table). 1,500 steps are 96
+passes over 500 images and 24 over 2,000.
 """
 
 import argparse
@@ -306,10 +313,10 @@ def main():
     parser.add_argument("--methods", default="pgn,gn,sn")
     parser.add_argument("--augments", default="none,fixed,ada")
     parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--steps", type=int, default=3000)
-    parser.add_argument("--eval_every", type=int, default=250)
+    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--eval_every", type=int, default=125)
     parser.add_argument("--num_images", type=int, default=2000)
-    parser.add_argument("--ada_kimg", type=float, default=100.0)
+    parser.add_argument("--ada_kimg", type=float, default=50.0)
     parser.add_argument("--summary_only", action="store_true", help="summarise the finished runs; train nothing")
     args = parser.parse_args()
     sizes = [int(n) for n in args.sizes.split(",")]
