@@ -222,13 +222,15 @@ def test_ada_raises_p_by_its_rule_on_a_critic_sure_of_every_real_and_leaves_it_a
 def test_augment_study_tabulates_finished_runs_and_refuses_to_resume_a_run_under_another_code(tmp_path):
     """tools/augment_study.py's summary from runs' eval.jsonl (a missing FID skipped, the best step found, the
     code version of each run named), and its refusal to mix two code versions in one run."""
-    import argparse
     import json
 
     from conftest import load_tool
 
     tool = load_tool("augment_study")
-    args = argparse.Namespace(steps=4, eval_every=2, num_images=100, ada_kimg=100.0)
+    args, runs = tool.parse_args(
+        [f"--out={tmp_path}", "--sizes=500", "--methods=pgn,gn", "--augments=none", "--seeds=0,1", "--steps=4"]
+    )
+    assert runs == [(500, "pgn", "none", 0), (500, "gn", "none", 0), (500, "pgn", "none", 1), (500, "gn", "none", 1)]
     for seed, fids in ((0, [None, 30.0, 20.0]), (1, [50.0, 10.0, 40.0])):
         workdir = tmp_path / "runs" / tool.run_name(500, "pgn", "none", seed)
         workdir.mkdir(parents=True)
@@ -238,7 +240,6 @@ def test_augment_study_tabulates_finished_runs_and_refuses_to_resume_a_run_under
     unfinished = tmp_path / "runs" / tool.run_name(500, "gn", "none", 0)
     unfinished.mkdir()
     (unfinished / "eval.jsonl").write_text(json.dumps({"step": 2, "FID": 9.0}) + "\n")
-    runs = [(500, m, "none", s) for m in ("pgn", "gn") for s in (0, 1)]
     tool.summarise(str(tmp_path), runs, args)
     summary = (tmp_path / "summary.md").read_text()
     assert summary.startswith("# Augmentation on 500 real digits") and "code abc123" in summary

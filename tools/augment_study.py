@@ -171,8 +171,8 @@ def _fid(row):
     return np.nan if value is None else value
 
 
-def summarise(out, runs, args):
-    """results.jsonl (one line per run and evaluation), summary.md and the pictures."""
+def tabulate(out, runs, args):
+    """The results lines (one per finished run and evaluation) and summary.md's text, from the runs' files."""
     from pgn_tf.config import LoopConfig
 
     lines, table = [], {}
@@ -199,24 +199,23 @@ def summarise(out, runs, args):
                 "FID_ema": _score(rows[-1], "FID", True),
             }
         )
-    with open(os.path.join(out, "results.jsonl"), "w") as f:
-        f.writelines(json.dumps(line) + "\n" for line in lines)
     codes = sorted({line["code"] for line in lines})
     md = [
         f"# Augmentation on {' and '.join(f'{n:,}' for n in sorted({k[0] for k in table})) or 'no'} real digits",
         "",
         (
-            f"Command: `python tools/augment_study.py --out=DIR --steps={args.steps} --eval_every={args.eval_every} "
-            f"--num_images={args.num_images} --ada_kimg={args.ada_kimg}`; code {', '.join(codes) or '-'}."
+            f"Command: `python tools/augment_study.py --out=DIR --sizes={args.sizes} --methods={args.methods} "
+            f"--augments={args.augments} --seeds={args.seeds} --steps={args.steps} --eval_every={args.eval_every} "
+            f"--num_images={args.num_images} --ada_kimg={args.ada_kimg:g}`; code {', '.join(codes) or '-'}."
         ),
         (
             f'Policy "{POLICY}" (DiffAugment); fixed: p = 1; ADA: target {LoopConfig.ada_target}, '
-            f"interval {LoopConfig.ada_interval}, ada_kimg {args.ada_kimg}."
+            f"interval {LoopConfig.ada_interval}, ada_kimg {args.ada_kimg:g}."
         ),
         (
             "FID / precision / recall of G in the MNIST classifier's features against all 5,000 offline digits, "
             f"{args.num_images} samples; mean +- std (over seeds, ddof 0 as the benchmark's tables), per-seed "
-            "values in brackets."
+            "values in brackets; the best FID is the lowest of the run's evaluations, at the step named."
         ),
         "",
         "| images | method | augment | FID at end | best FID (step) | precision | recall | FID EMA-G |",
@@ -231,11 +230,19 @@ def summarise(out, runs, args):
             f"{_spread([r['precision'] for r in rows], 3)} | {_spread([r['recall'] for r in rows], 3)} | "
             f"{_spread([r['FID_ema'] for r in rows])} |"
         )
+    return lines, "\n".join(md) + "\n"
+
+
+def summarise(out, runs, args):
+    """results.jsonl, summary.md and the pictures (fid_curves.png, samples.png) of the finished runs."""
+    lines, md = tabulate(out, runs, args)
+    with open(os.path.join(out, "results.jsonl"), "w") as f:
+        f.writelines(json.dumps(line) + "\n" for line in lines)
     with open(os.path.join(out, "summary.md"), "w") as f:
-        f.write("\n".join(md) + "\n")
+        f.write(md)
     _plot(out, lines)
     _samples(out, sorted({(n, method, aug) for n, method, aug, _ in runs}), args.steps)
-    print("\n".join(md))
+    print(md, end="")
 
 
 def _spread(values, digits=1):
@@ -268,7 +275,8 @@ def _plot(out, lines):
                     continue
                 fids = [[_fid(r) for r in rows if r["step"] == s] for s in steps]
                 mean = [np.nan if np.all(np.isnan(v)) else np.nanmean(v) for v in fids]
-                ax.plot(steps, mean, label=aug)
+                seeds = len({r["seed"] for r in rows})
+                ax.plot(steps, mean, label=f"{aug} ({seeds} seed{'s' * (seeds > 1)})")
             ax.set_title(f"{method}, {n} digits")
             ax.set_xlabel("step")
             ax.set_ylabel("FID (mean over seeds)")
@@ -305,7 +313,9 @@ def _samples(out, configurations, steps):
     plt.close(fig)
 
 
-def main():
+def parse_args(argv=None):
+    """The study's arguments and its runs, seed-major: every configuration's seed 0 first, so that a stopped study
+    has whole seeds."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True)
     parser.add_argument("--sizes", default="500,2000")
@@ -317,7 +327,7 @@ def main():
     parser.add_argument("--num_images", type=int, default=2000)
     parser.add_argument("--ada_kimg", type=float, default=50.0)
     parser.add_argument("--summary_only", action="store_true", help="summarise the finished runs; train nothing")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     sizes = [int(n) for n in args.sizes.split(",")]
     if any(n % 10 or not 10 <= n <= 5000 for n in sizes):
         parser.error(f"--sizes: each a multiple of 10 in [10, 5000] (n / 10 digits of each class), got {args.sizes}")
@@ -325,7 +335,6 @@ def main():
     unknown = [a for a in augments if a not in AUGMENTS]
     if unknown:
         parser.error(f"--augments: unknown {unknown}; choose from {list(AUGMENTS)}")
-    # Seed-major: every configuration's seed 0 first, so a stopped study has whole seeds.
     runs = [
         (n, method, aug, int(seed))
         for seed in args.seeds.split(",")
@@ -333,9 +342,14 @@ def main():
         for method in args.methods.split(",")
         for aug in augments
     ]
+    return args, runs
+
+
+def main():
+    args, runs = parse_args()
     os.makedirs(args.out, exist_ok=True)
     if not args.summary_only:
-        stats_path = write_data(args.out, sizes)
+        stats_path = write_data(args.out, sorted({n for n, *_ in runs}))
         train_all(args.out, stats_path, runs, args)
     summarise(args.out, runs, args)
 
