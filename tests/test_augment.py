@@ -240,6 +240,31 @@ def test_augment_study_tabulates_finished_runs_and_refuses_to_resume_a_run_under
     unfinished = tmp_path / "runs" / tool.run_name(500, "gn", "none", 0)
     unfinished.mkdir()
     (unfinished / "eval.jsonl").write_text(json.dumps({"step": 2, "FID": 9.0}) + "\n")
+    # An ADA run: p and r_t from its TensorBoard events, two files as a resume leaves them (the newer wins).
+    ada_args, ada_runs = tool.parse_args([f"--out={tmp_path}", "--sizes=500", "--methods=pgn", "--augments=ada",
+                                          "--seeds=0", "--steps=4"])  # fmt: skip
+    ada = tmp_path / "runs" / tool.run_name(500, "pgn", "ada", 0)
+    ada.mkdir()
+    (ada / "eval.jsonl").write_text(json.dumps({"step": 4, "FID": 5.0}) + "\n")
+    for start, points in ((1, ((2, 0.3, 0.9), (4, 0.9, 0.9))), (2, ((4, 0.2, 0.1),))):
+        folder = tmp_path / f"events{start}"
+        writer = tf.summary.create_file_writer(str(folder))
+        with writer.as_default():
+            for step, p, r_t in points:
+                tf.summary.scalar("train/augment_p", p, step=step)
+                tf.summary.scalar("train/ada_rt", r_t, step=step)
+        writer.close()
+        (written,) = folder.iterdir()
+        written.rename(ada / f"events.out.tfevents.{start}.x")  # named by start time, as TensorBoard names them
+    tool.summarise(str(tmp_path), ada_runs, ada_args)
+    trace = [json.loads(x) for x in (ada / "ada.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in trace] == [2, 4]
+    assert [v for r in trace for v in (r["augment_p"], r["ada_rt"])] == pytest.approx([0.3, 0.9, 0.2, 0.1])
+    assert (
+        "| 500 | pgn | ada | 5.0 +- 0.0 [5.0] | 5.0 +- 0.0 [5.0] (4) | - | - | - | 0.20 (0.30) |"
+        in (tmp_path / "summary.md").read_text()
+    )
+
     tool.summarise(str(tmp_path), runs, args)
     summary = (tmp_path / "summary.md").read_text()
     assert summary.startswith("# Augmentation on 500 real digits") and "code abc123" in summary

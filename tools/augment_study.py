@@ -14,9 +14,10 @@ Usage:
    DIR/runs/<n>_<method>_<augment>_seed<s>/ (its eval.jsonl: FID / precision / recall / ... of G and EMA-G every
    eval_every steps). A finished run is skipped and an interrupted one resumes (the command's own resume), so the
    study can be stopped and restarted at will.
-3. The summary (DIR/summary.md, DIR/results.jsonl, DIR/fid_curves.png, DIR/samples.png): per data size, method and
-   augmentation, FID at the end and at its best (with the step), precision and recall at the end, mean +- std over
-   seeds beside the per-seed values; every line names the code version (git commit) that trained it.
+3. The summary (DIR/summary.md, DIR/results.jsonl, DIR/fid_curves.png, DIR/ada_p.png, DIR/samples.png): per data
+   size, method and augmentation, FID at the end and at its best (with the step), precision and recall at the end,
+   mean +- std over seeds beside the per-seed values, ADA's p (from each run's TensorBoard events, kept in its
+   ada.jsonl); every line names the code version (git commit) that trained it.
 
 The ADA speed: ADA's ada_kimg = 500 lets p cross [0, 1] in 500,000 real images, more than a whole run here
 (1,500 steps of 32 reals = 48,000); --ada_kimg=50 lets it cross in about one run (stated in the summary).
@@ -29,6 +30,7 @@ the whole table). 1,500 steps are 96 passes over 500 images and 24 over 2,000.
 """
 
 import argparse
+import glob
 import json
 import os
 import statistics
@@ -160,6 +162,30 @@ def train_all(out, stats_path, runs, args):
             subprocess.run(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, check=True)
 
 
+def ada_trace(workdir):
+    """An ADA run's p and r_t as TensorBoard has them (train/augment_p, train/ada_rt): [{step, augment_p, ada_rt}],
+    the newest events file's value where a resume wrote a step twice."""
+    import tensorflow as tf
+
+    by_step = {}
+    for path in sorted(glob.glob(os.path.join(workdir, "events.out.tfevents.*"))):  # named by start time
+        for event in tf.compat.v1.train.summary_iterator(path):
+            for value in event.summary.value:
+                if value.tag in ("train/augment_p", "train/ada_rt"):
+                    number = tf.make_ndarray(value.tensor) if value.HasField("tensor") else value.simple_value
+                    by_step.setdefault(event.step, {})[value.tag.split("/")[1]] = float(number)
+    return [{"step": step, **by_step[step]} for step in sorted(by_step)]
+
+
+def _ada(workdir):
+    """The run's ada.jsonl (written by summarise from its events), [] if it has none."""
+    path = os.path.join(workdir, "ada.jsonl")
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [json.loads(line) for line in f]
+
+
 def _score(row, name, ema):
     value = row.get(f"{name}_ema" if ema else name)
     return None if value is None else float(value)
@@ -197,6 +223,7 @@ def tabulate(out, runs, args):
                 "precision": _score(rows[-1], "precision", False),
                 "recall": _score(rows[-1], "recall", False),
                 "FID_ema": _score(rows[-1], "FID", True),
+                "p": [r["augment_p"] for r in _ada(workdir)],
             }
         )
     codes = sorted({line["code"] for line in lines})
@@ -215,11 +242,12 @@ def tabulate(out, runs, args):
         (
             "FID / precision / recall of G in the MNIST classifier's features against all 5,000 offline digits, "
             f"{args.num_images} samples; mean +- std (over seeds, ddof 0 as the benchmark's tables), per-seed "
-            "values in brackets; the best FID is the lowest of the run's evaluations, at the step named."
+            "values in brackets; the best FID is the lowest of the run's evaluations, at the step named; ADA's p "
+            "at the end and its highest (per seed, from TensorBoard's train/augment_p)."
         ),
         "",
-        "| images | method | augment | FID at end | best FID (step) | precision | recall | FID EMA-G |",
-        "|---|---|---|---|---|---|---|---|",
+        "| images | method | augment | FID at end | best FID (step) | precision | recall | FID EMA-G | ADA p end (max) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for (n, method, aug), rows in sorted(
         table.items(), key=lambda kv: (kv[0][0], kv[0][1], list(AUGMENTS).index(kv[0][2]))
@@ -228,21 +256,35 @@ def tabulate(out, runs, args):
             f"| {n} | {method} | {aug} | {_spread([r['FID'] for r in rows])} | "
             f"{_spread([r['best_FID'] for r in rows])} ({', '.join(str(r['best_step']) for r in rows)}) | "
             f"{_spread([r['precision'] for r in rows], 3)} | {_spread([r['recall'] for r in rows], 3)} | "
-            f"{_spread([r['FID_ema'] for r in rows])} |"
+            f"{_spread([r['FID_ema'] for r in rows])} | "
+            f"{_ada_cell([r['p'] for r in rows])} |"
         )
     return lines, "\n".join(md) + "\n"
 
 
 def summarise(out, runs, args):
-    """results.jsonl, summary.md and the pictures (fid_curves.png, samples.png) of the finished runs."""
+    """results.jsonl, summary.md and the pictures (fid_curves.png, samples.png) of the finished runs; first each
+    ADA run's ada.jsonl from its events (kept where the events are not, as in the stored runs)."""
+    for n, method, aug, seed in runs:
+        workdir = os.path.join(out, "runs", run_name(n, method, aug, seed))
+        if aug == "ada" and glob.glob(os.path.join(workdir, "events.out.tfevents.*")):
+            with open(os.path.join(workdir, "ada.jsonl"), "w") as f:
+                f.writelines(json.dumps(row) + "\n" for row in ada_trace(workdir))
     lines, md = tabulate(out, runs, args)
     with open(os.path.join(out, "results.jsonl"), "w") as f:
         f.writelines(json.dumps(line) + "\n" for line in lines)
     with open(os.path.join(out, "summary.md"), "w") as f:
         f.write(md)
     _plot(out, lines)
-    _samples(out, sorted({(n, method, aug) for n, method, aug, _ in runs}), args.steps)
+    _plot_ada(out, runs)
+    order = {(n, method, aug): (n, method, list(AUGMENTS).index(aug)) for n, method, aug, _ in runs}
+    _samples(out, sorted(order, key=order.get), args.steps)
     print(md, end="")
+
+
+def _ada_cell(traces):
+    """ADA's p at the end and (its highest) of each seed's run, "-" without ADA."""
+    return ", ".join(f"{p[-1]:.2f} ({max(p):.2f})" for p in traces if p) or "-"
 
 
 def _spread(values, digits=1):
@@ -283,6 +325,36 @@ def _plot(out, lines):
             ax.legend()
     fig.tight_layout()
     fig.savefig(os.path.join(out, "fid_curves.png"), dpi=80)
+    plt.close(fig)
+
+
+def _plot_ada(out, runs):
+    """ada_p.png: ADA's p over the steps of each ADA run, one panel per data size, a colour per method."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    traces = {}
+    for n, method, aug, seed in runs:
+        trace = _ada(os.path.join(out, "runs", run_name(n, method, aug, seed))) if aug == "ada" else []
+        if trace:
+            traces.setdefault(n, []).append((method, seed, trace))
+    if not traces:
+        return
+    fig, axes = plt.subplots(1, len(traces), figsize=(5 * len(traces), 3), squeeze=False)
+    colours = {}
+    for ax, n in zip(axes[0], sorted(traces)):
+        for method, seed, trace in traces[n]:
+            colour = colours.setdefault(method, f"C{len(colours)}")
+            label = method if seed == min(s for m, s, _ in traces[n] if m == method) else None
+            ax.plot([r["step"] for r in trace], [r["augment_p"] for r in trace], color=colour, label=label, lw=1)
+        ax.set_title(f"ADA's p, {n} digits (a line per seed)")
+        ax.set_xlabel("step")
+        ax.set_ylabel("p")
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(os.path.join(out, "ada_p.png"), dpi=80)
     plt.close(fig)
 
 
