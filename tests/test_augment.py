@@ -276,3 +276,15 @@ def test_augment_study_tabulates_finished_runs_and_refuses_to_resume_a_run_under
     (unfinished / "code_version").write_text("abc123\n")
     with pytest.raises(SystemExit, match="was trained by code abc123"):
         tool.train_all(str(tmp_path), "stats.npz", [(500, "gn", "none", 0)], args)
+
+
+def test_augment_study_auc_is_the_share_of_pairs_ranked_right():
+    """The critic-memory AUC against its definition, every pair counted (ties a half)."""
+    from conftest import load_tool
+
+    tool = load_tool("augment_study")
+    assert tool.auc([1.0, 2.0, 3.0], [2.0]) == 0.5  # one below, one tied, one above
+    rng = np.random.default_rng(0)
+    a, b = rng.integers(0, 5, 40).astype(float), rng.integers(0, 5, 30).astype(float)  # many ties
+    pairs = (a[:, None] > b[None, :]) + 0.5 * (a[:, None] == b[None, :])
+    assert tool.auc(a, b) == pytest.approx(pairs.mean(), abs=1e-12)

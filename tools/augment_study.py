@@ -13,7 +13,8 @@ Usage:
    (none; augment="color,translation,cutout" at p = 1; the same policy with augment_p="ada"), and the seed, into
    DIR/runs/<n>_<method>_<augment>_seed<s>/ (its eval.jsonl: FID / precision / recall / ... of G and EMA-G every
    eval_every steps). A finished run is skipped and an interrupted one resumes (the command's own resume), so the
-   study can be stopped and restarted at will.
+   study can be stopped and restarted at will. Then each finished run's memory.json (`critic_memory`): whether its
+   critic tells the digits it trained on from the ones it never saw (also alone: --memory_only).
 3. The summary (DIR/summary.md, DIR/results.jsonl, DIR/fid_curves.png, DIR/ada_p.png, DIR/samples.png): per data
    size, method and augmentation, FID at the end and at its best (with the step), precision and recall at the end,
    mean +- std over seeds beside the per-seed values, ADA's p (from each run's TensorBoard events, kept in its
@@ -186,6 +187,85 @@ def _ada(workdir):
         return [json.loads(line) for line in f]
 
 
+def auc(higher, lower):
+    """P(a > b) + P(a = b) / 2 for a from `higher` and b from `lower` (the Mann-Whitney statistic over n m)."""
+    lower = np.sort(np.asarray(lower, np.float64))
+    higher = np.asarray(higher, np.float64)
+    below = np.searchsorted(lower, higher, side="left")
+    ties = np.searchsorted(lower, higher, side="right") - below
+    return float((below + ties / 2).sum() / (len(higher) * len(lower)))
+
+
+def critic_memory(workdir, n, fakes=2000, batch=500):
+    """What a run's critic, at its last checkpoint, makes of the n digits it trained on, of the 5,000 - n digits it
+    never saw and of `fakes` samples of G: the output its loss reads (f_hat; SN's raw critic), as the AUC of
+    trained-on against unseen digits (0.5: it cannot tell them apart; 1: it has memorised its data), of unseen
+    digits against G's samples and of trained-on digits against them. No augmentation (the critic's verdict on the
+    images themselves). {step, auc_train_unseen, auc_unseen_fake, auc_train_fake, code}."""
+    import gin
+    import tensorflow as tf
+
+    from pgn_tf import train_lib
+    from pgn_tf.data.mnist import offline_arrays, to_side
+
+    gin.clear_config()
+    built, _ = train_lib.from_workdir(workdir)
+    gan = built.gan
+    x, _ = offline_arrays()
+    images = to_side(x, 32).astype(np.float32) / 127.5 - 1.0
+    trained = np.zeros(len(images), bool)
+    folder = os.path.join(os.path.dirname(os.path.dirname(workdir)), "data", f"digits_{n}")
+    trained[[int(name.split(".")[0]) for name in os.listdir(folder)]] = True
+
+    def scores(batches):
+        out = [gan.discriminator.normalize(b, training=False).f_hat.numpy().ravel() for b in batches]
+        return np.concatenate(out)
+
+    def split(a):
+        return [a[i : i + batch] for i in range(0, len(a), batch)]
+
+    z = tf.random.stateless_normal([fakes, gan.z_dim], seed=[n, 7])
+    with gan.statistics_kept():
+        generated = [gan.generate(part, training=True) for part in split(z)]
+    real = scores(split(images))
+    fake = scores(generated)
+    return {
+        "step": int(gan.step.numpy()),
+        "auc_train_unseen": auc(real[trained], real[~trained]),
+        "auc_unseen_fake": auc(real[~trained], fake),
+        "auc_train_fake": auc(real[trained], fake),
+        "code": code_version(),
+    }
+
+
+def remember_all(out, runs, args):
+    """memory.json (`critic_memory`) in each finished run that has none yet and still has its checkpoints."""
+    for n, method, aug, seed in runs:
+        workdir = os.path.join(out, "runs", run_name(n, method, aug, seed))
+        done = evaluations(workdir)
+        path = os.path.join(workdir, "memory.json")
+        if not done or done[-1]["step"] < args.steps or os.path.exists(path):
+            continue
+        if not os.path.isdir(os.path.join(workdir, "checkpoints")):
+            continue
+        memory = critic_memory(workdir, n)
+        if memory["step"] != done[-1]["step"]:
+            sys.exit(
+                f"error: {workdir}'s last checkpoint is step {memory['step']}, its last evaluation {done[-1]['step']}"
+            )
+        with open(path, "w") as f:
+            json.dump(memory, f)
+        print(f"{run_name(n, method, aug, seed)}: {memory}", flush=True)
+
+
+def _memory(workdir):
+    path = os.path.join(workdir, "memory.json")
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
 def _score(row, name, ema):
     value = row.get(f"{name}_ema" if ema else name)
     return None if value is None else float(value)
@@ -224,16 +304,19 @@ def tabulate(out, runs, args):
                 "recall": _score(rows[-1], "recall", False),
                 "FID_ema": _score(rows[-1], "FID", True),
                 "p": [r["augment_p"] for r in _ada(workdir)],
+                "memory": _memory(workdir),
             }
         )
     codes = sorted({line["code"] for line in lines})
+    memory_codes = sorted({r["memory"]["code"] for rows in table.values() for r in rows if r["memory"]})
     md = [
         f"# Augmentation on {' and '.join(f'{n:,}' for n in sorted({k[0] for k in table})) or 'no'} real digits",
         "",
         (
             f"Command: `python tools/augment_study.py --out=DIR --sizes={args.sizes} --methods={args.methods} "
             f"--augments={args.augments} --seeds={args.seeds} --steps={args.steps} --eval_every={args.eval_every} "
-            f"--num_images={args.num_images} --ada_kimg={args.ada_kimg:g}`; code {', '.join(codes) or '-'}."
+            f"--num_images={args.num_images} --ada_kimg={args.ada_kimg:g}`; code {', '.join(codes) or '-'}"
+            + (f"; the critics' AUCs by code {', '.join(memory_codes)}." if memory_codes else ".")
         ),
         (
             f'Policy "{POLICY}" (DiffAugment); fixed: p = 1; ADA: target {LoopConfig.ada_target}, '
@@ -243,11 +326,16 @@ def tabulate(out, runs, args):
             "FID / precision / recall of G in the MNIST classifier's features against all 5,000 offline digits, "
             f"{args.num_images} samples; mean +- std (over seeds, ddof 0 as the benchmark's tables), per-seed "
             "values in brackets; the best FID is the lowest of the run's evaluations, at the step named; ADA's p "
-            "at the end and its highest (per seed, from TensorBoard's train/augment_p)."
+            "at the end and its highest (per seed, from TensorBoard's train/augment_p); the critic's AUC at the "
+            "last checkpoint, un-augmented images (`critic_memory`): the digits it trained on against the 5,000 - n "
+            "it never saw (0.5: it cannot tell them apart), and those unseen digits against G's samples."
         ),
         "",
-        "| images | method | augment | FID at end | best FID (step) | precision | recall | FID EMA-G | ADA p end (max) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        (
+            "| images | method | augment | FID at end | best FID (step) | precision | recall | FID EMA-G "
+            "| ADA p end (max) | critic AUC trained-on / unseen | critic AUC unseen / G |"
+        ),
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for (n, method, aug), rows in sorted(
         table.items(), key=lambda kv: (kv[0][0], kv[0][1], list(AUGMENTS).index(kv[0][2]))
@@ -257,7 +345,8 @@ def tabulate(out, runs, args):
             f"{_spread([r['best_FID'] for r in rows])} ({', '.join(str(r['best_step']) for r in rows)}) | "
             f"{_spread([r['precision'] for r in rows], 3)} | {_spread([r['recall'] for r in rows], 3)} | "
             f"{_spread([r['FID_ema'] for r in rows])} | "
-            f"{_ada_cell([r['p'] for r in rows])} |"
+            f"{_ada_cell([r['p'] for r in rows])} | {_memory_cell(rows, 'auc_train_unseen')} | "
+            f"{_memory_cell(rows, 'auc_unseen_fake')} |"
         )
     return lines, "\n".join(md) + "\n"
 
@@ -280,6 +369,11 @@ def summarise(out, runs, args):
     order = {(n, method, aug): (n, method, list(AUGMENTS).index(aug)) for n, method, aug, _ in runs}
     _samples(out, sorted(order, key=order.get), args.steps)
     print(md, end="")
+
+
+def _memory_cell(rows, key):
+    """A critic AUC over seeds (`_spread`), "-" where no run has memory.json."""
+    return _spread([r["memory"] and r["memory"][key] for r in rows], 3)
 
 
 def _ada_cell(traces):
@@ -399,6 +493,9 @@ def parse_args(argv=None):
     parser.add_argument("--num_images", type=int, default=2000)
     parser.add_argument("--ada_kimg", type=float, default=50.0)
     parser.add_argument("--summary_only", action="store_true", help="summarise the finished runs; train nothing")
+    parser.add_argument(
+        "--memory_only", action="store_true", help="the critics' AUCs of finished runs (memory.json), then summarise"
+    )
     args = parser.parse_args(argv)
     sizes = [int(n) for n in args.sizes.split(",")]
     if any(n % 10 or not 10 <= n <= 5000 for n in sizes):
@@ -420,9 +517,11 @@ def parse_args(argv=None):
 def main():
     args, runs = parse_args()
     os.makedirs(args.out, exist_ok=True)
-    if not args.summary_only:
+    if not (args.summary_only or args.memory_only):
         stats_path = write_data(args.out, sorted({n for n, *_ in runs}))
         train_all(args.out, stats_path, runs, args)
+    if not args.summary_only:
+        remember_all(args.out, runs, args)
     summarise(args.out, runs, args)
 
 
