@@ -229,10 +229,11 @@ def critic_memory(workdir, n, fakes=2000, batch=500):
         generated = [gan.generate(part, training=True) for part in split(z)]
     real = scores(split(images))
     fake = scores(generated)
+    unseen = (~trained).any()  # none when the run trained on all 5,000
     return {
         "step": int(gan.step.numpy()),
-        "auc_train_unseen": auc(real[trained], real[~trained]),
-        "auc_unseen_fake": auc(real[~trained], fake),
+        "auc_train_unseen": auc(real[trained], real[~trained]) if unseen else None,
+        "auc_unseen_fake": auc(real[~trained], fake) if unseen else None,
         "auc_train_fake": auc(real[trained], fake),
         "code": code_version(),
     }
@@ -416,6 +417,7 @@ def _plot(out, lines):
             ax.set_title(f"{method}, {n} digits")
             ax.set_xlabel("step")
             ax.set_ylabel("FID (mean over seeds)")
+            ax.set_yscale("log")  # from ~1,000 at the start to tens: the late turn shows only on a log scale
             ax.legend()
     fig.tight_layout()
     fig.savefig(os.path.join(out, "fid_curves.png"), dpi=80)
