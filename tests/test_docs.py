@@ -350,3 +350,31 @@ def test_performance_augment_table_is_the_stored_measurement():
     ]
     assert table == expected
     assert all(r["code"] and r["augment_over_none"] > 0 for r in stored)
+
+
+def test_augment_study_summaries_are_their_stored_runs_and_the_docs_copy_them():
+    """Each stored augmentation-study summary is what tools/augment_study.py computes from the runs stored beside
+    it (its own command, DIR its folder), and every row the README and docs/augmentation.md copy from them is one
+    of their rows in every column it shows."""
+    from conftest import load_tool
+
+    tool = load_tool("augment_study")
+    summaries = glob.glob(os.path.join(ROOT, "docs", "benchmark", "augment_study", "**", "summary.md"), recursive=True)
+    rows = []
+    for path in summaries:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        (cmd,) = re.findall(r"Command: `python tools/augment_study.py (.*?)`", text)
+        args, runs = tool.parse_args(cmd.replace("--out=DIR", f"--out={os.path.dirname(path)}").split())
+        lines, md = tool.tabulate(args.out, runs, args)
+        assert md == text, path
+        assert {line["code"] for line in lines} == {"1d7d0b9bb619"}
+        rows += [row for table in tables(text) for row in table]
+    assert len(summaries) == 3 and len(rows) >= 18 + 3
+    copied = []
+    for path in (os.path.join(ROOT, "README.md"), os.path.join(ROOT, "docs", "augmentation.md")):
+        with open(path, encoding="utf-8") as f:
+            copied += [row for table in tables(f.read()) for row in table if {"images", "augment"} <= set(row)]
+    assert len(copied) >= 18 + 9
+    for row in copied:
+        assert any(all(theirs.get(k) == v for k, v in row.items()) for theirs in rows), row

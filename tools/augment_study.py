@@ -27,7 +27,8 @@ The budget: 54 runs (2 sizes x 3 methods x 3 augmentations x 3 seeds) of 1,500 s
 core here (quickstart's networks, which the stacked-digits benchmark trains for 4,000 steps and 8 evaluations in
 1,028-1,932 s on one core of two; an evaluation every 125 steps), so about 4.5 hours with two runs side by side
 (`--sizes=500` beside `--sizes=2000`, one core each, the same --out; then `--summary_only` with both sizes writes
-the whole table). 1,500 steps are 96 passes over 500 images and 24 over 2,000.
+the whole table). 1,500 steps are 96 passes over 500 images and 24 over 2,000. Measured (2-core AMD EPYC, two
+lanes, code 1d7d0b9): 6.1-11.2 minutes a run, about 3.8 hours for the 54 (docs/augmentation.md).
 """
 
 import argparse
