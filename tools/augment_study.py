@@ -354,8 +354,8 @@ def tabulate(out, runs, args):
 
 
 def summarise(out, runs, args):
-    """results.jsonl, summary.md and the pictures (fid_curves.png, samples.png) of the finished runs; first each
-    ADA run's ada.jsonl from its events (kept where the events are not, as in the stored runs)."""
+    """results.jsonl, summary.md and the pictures (fid_curves.png, ada_p.png, samples.png) of the finished runs;
+    first each ADA run's ada.jsonl from its events (kept where the events are not, as in the stored runs)."""
     for n, method, aug, seed in runs:
         workdir = os.path.join(out, "runs", run_name(n, method, aug, seed))
         if aug == "ada" and glob.glob(os.path.join(workdir, "events.out.tfevents.*")):
