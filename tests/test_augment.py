@@ -258,6 +258,7 @@ def test_augment_study_tabulates_finished_runs_and_refuses_to_resume_a_run_under
         written.rename(ada / f"events.out.tfevents.{start}.x")  # named by start time, as TensorBoard names them
     tool.summarise(str(tmp_path), ada_runs, ada_args)
     trace = [json.loads(x) for x in (ada / "ada.jsonl").read_text().splitlines()]
+    assert json.loads((ada / "trained.json").read_text())["minutes"] >= 0  # written from the same events
     assert [r["step"] for r in trace] == [2, 4]
     assert [v for r in trace for v in (r["augment_p"], r["ada_rt"])] == pytest.approx([0.3, 0.9, 0.2, 0.1])
     assert (

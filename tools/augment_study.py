@@ -28,7 +28,7 @@ core here (quickstart's networks, which the stacked-digits benchmark trains for 
 1,028-1,932 s on one core of two; an evaluation every 125 steps), so about 4.5 hours with two runs side by side
 (`--sizes=500` beside `--sizes=2000`, one core each, the same --out; then `--summary_only` with both sizes writes
 the whole table). 1,500 steps are 96 passes over 500 images and 24 over 2,000. Measured (2-core AMD EPYC, two
-lanes, code 1d7d0b9): 6.1-11.2 minutes a run, about 3.8 hours for the 54 (docs/augmentation.md).
+lanes, code 1d7d0b9): 6.1-11.2 minutes a run, 7.6 hours of one core for the 54 (the summary's Training time).
 """
 
 import argparse
@@ -164,28 +164,33 @@ def train_all(out, stats_path, runs, args):
             subprocess.run(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, check=True)
 
 
-def ada_trace(workdir):
-    """An ADA run's p and r_t as TensorBoard has them (train/augment_p, train/ada_rt): [{step, augment_p, ada_rt}],
-    the newest events file's value where a resume wrote a step twice."""
+def from_events(workdir):
+    """What a run's TensorBoard events hold for the summary: ADA's p and r_t (train/augment_p, train/ada_rt) as
+    [{step, augment_p, ada_rt}], the newest events file's value where a resume wrote a step twice; and the minutes
+    it trained, each events file's first to last write summed (the gaps between a stop and its resume left out)."""
     import tensorflow as tf
 
-    by_step = {}
+    by_step, seconds = {}, 0.0
     for path in sorted(glob.glob(os.path.join(workdir, "events.out.tfevents.*"))):  # named by start time
+        times = []
         for event in tf.compat.v1.train.summary_iterator(path):
+            times.append(event.wall_time)
             for value in event.summary.value:
                 if value.tag in ("train/augment_p", "train/ada_rt"):
                     number = tf.make_ndarray(value.tensor) if value.HasField("tensor") else value.simple_value
                     by_step.setdefault(event.step, {})[value.tag.split("/")[1]] = float(number)
-    return [{"step": step, **by_step[step]} for step in sorted(by_step)]
+        seconds += max(times) - min(times) if times else 0.0
+    return [{"step": step, **by_step[step]} for step in sorted(by_step)], seconds / 60
 
 
-def _ada(workdir):
-    """The run's ada.jsonl (written by summarise from its events), [] if it has none."""
-    path = os.path.join(workdir, "ada.jsonl")
+def _read(workdir, name, default):
+    """A run's JSON (name.json) or JSON-lines (name.jsonl) file written by summarise or remember_all; default
+    where it has none."""
+    path = os.path.join(workdir, name)
     if not os.path.exists(path):
-        return []
+        return default
     with open(path) as f:
-        return [json.loads(line) for line in f]
+        return [json.loads(line) for line in f] if name.endswith(".jsonl") else json.load(f)
 
 
 def auc(higher, lower):
@@ -260,14 +265,6 @@ def remember_all(out, runs, args):
         print(f"{run_name(n, method, aug, seed)}: {memory}", flush=True)
 
 
-def _memory(workdir):
-    path = os.path.join(workdir, "memory.json")
-    if not os.path.exists(path):
-        return None
-    with open(path) as f:
-        return json.load(f)
-
-
 def _score(row, name, ema):
     value = row.get(f"{name}_ema" if ema else name)
     return None if value is None else float(value)
@@ -305,11 +302,13 @@ def tabulate(out, runs, args):
                 "precision": _score(rows[-1], "precision", False),
                 "recall": _score(rows[-1], "recall", False),
                 "FID_ema": _score(rows[-1], "FID", True),
-                "p": [r["augment_p"] for r in _ada(workdir)],
-                "memory": _memory(workdir),
+                "p": [r["augment_p"] for r in _read(workdir, "ada.jsonl", [])],
+                "memory": _read(workdir, "memory.json", None),
+                "minutes": _read(workdir, "trained.json", {}).get("minutes"),
             }
         )
     codes = sorted({line["code"] for line in lines})
+    minutes = [r["minutes"] for rows in table.values() for r in rows if r["minutes"] is not None]
     memory_codes = sorted({r["memory"]["code"] for rows in table.values() for r in rows if r["memory"]})
     md = [
         f"# Augmentation on {' and '.join(f'{n:,}' for n in sorted({k[0] for k in table})) or 'no'} real digits",
@@ -331,6 +330,13 @@ def tabulate(out, runs, args):
             "at the end and its highest (per seed, from TensorBoard's train/augment_p); the critic's AUC at the "
             "last checkpoint, un-augmented images (`critic_memory`): the digits it trained on against the 5,000 - n "
             "it never saw (0.5: it cannot tell them apart), and those unseen digits against G's samples."
+        ),
+        (
+            f"Training time (each run's TensorBoard events, first to last write, a resume's gap left out): "
+            f"{min(minutes):.1f}-{max(minutes):.1f} minutes a run, mean {statistics.fmean(minutes):.1f}, "
+            f"{sum(minutes) / 60:.1f} hours in all for the {len(minutes)} runs."
+            if minutes
+            else "Training time: not recorded."
         ),
         "",
         (
@@ -355,12 +361,18 @@ def tabulate(out, runs, args):
 
 def summarise(out, runs, args):
     """results.jsonl, summary.md and the pictures (fid_curves.png, ada_p.png, samples.png) of the finished runs;
-    first each ADA run's ada.jsonl from its events (kept where the events are not, as in the stored runs)."""
+    first each run's trained.json and each ADA run's ada.jsonl from its events (kept where the events are not, as
+    in the stored runs)."""
     for n, method, aug, seed in runs:
         workdir = os.path.join(out, "runs", run_name(n, method, aug, seed))
-        if aug == "ada" and glob.glob(os.path.join(workdir, "events.out.tfevents.*")):
+        if not glob.glob(os.path.join(workdir, "events.out.tfevents.*")):
+            continue
+        trace, minutes = from_events(workdir)
+        with open(os.path.join(workdir, "trained.json"), "w") as f:
+            json.dump({"minutes": minutes}, f)
+        if aug == "ada":
             with open(os.path.join(workdir, "ada.jsonl"), "w") as f:
-                f.writelines(json.dumps(row) + "\n" for row in ada_trace(workdir))
+                f.writelines(json.dumps(row) + "\n" for row in trace)
     lines, md = tabulate(out, runs, args)
     with open(os.path.join(out, "results.jsonl"), "w") as f:
         f.writelines(json.dumps(line) + "\n" for line in lines)
@@ -434,7 +446,9 @@ def _plot_ada(out, runs):
 
     traces = {}
     for n, method, aug, seed in runs:
-        trace = _ada(os.path.join(out, "runs", run_name(n, method, aug, seed))) if aug == "ada" else []
+        trace = (
+            _read(os.path.join(out, "runs", run_name(n, method, aug, seed)), "ada.jsonl", []) if aug == "ada" else []
+        )
         if trace:
             traces.setdefault(n, []).append((method, seed, trace))
     if not traces:
@@ -442,9 +456,11 @@ def _plot_ada(out, runs):
     fig, axes = plt.subplots(1, len(traces), figsize=(5 * len(traces), 3), squeeze=False)
     colours = {}
     for ax, n in zip(axes[0], sorted(traces)):
-        for method, seed, trace in traces[n]:
+        labelled = set()
+        for method, _, trace in traces[n]:
             colour = colours.setdefault(method, f"C{len(colours)}")
-            label = method if seed == min(s for m, s, _ in traces[n] if m == method) else None
+            label = None if method in labelled else method  # one legend entry per method
+            labelled.add(method)
             ax.plot([r["step"] for r in trace], [r["augment_p"] for r in trace], color=colour, label=label, lw=1)
         ax.set_title(f"ADA's p, {n} digits (a line per seed)")
         ax.set_xlabel("step")
