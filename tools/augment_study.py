@@ -9,7 +9,8 @@ Usage:
    digits), padded to 32 x 32, written as PNG files into DIR/data/digits_<n>/; the reference statistics of all
    5,000 in the MNIST classifier's features (`eval.mnist_classifier`) into DIR/data/mnist_full.npz.
 2. Each run: `python -m pgn_tf.train --gin_file=quickstart.gin` with dataset_fn "folder:DIR/data/digits_<n>", the
-   MNIST classifier as feature network, fid_stats the full set's, the method's normalization, the augmentation
+   MNIST classifier as feature network, fid_stats the full set's, the method's settings (any benchmark method
+   given by gin bindings: pgn, gn, sn, a penalty, none, or a PGN variant such as pgn_cunit), the augmentation
    (none; augment="color,translation,cutout" at p = 1; the same policy with augment_p="ada"), and the seed, into
    DIR/runs/<n>_<method>_<augment>_seed<s>/ (its eval.jsonl: FID / precision / recall / ... of G and EMA-G every
    eval_every steps). A finished run is skipped and an interrupted one resumes (the command's own resume), so the
@@ -74,6 +75,21 @@ def write_data(out, sizes):
     return path
 
 
+def method_bindings(method):
+    """A benchmark method's gin bindings of train_and_evaluate (`benchmark.run.method_settings`: pgn, gn, sn, a
+    penalty, none, or a PGN variant such as pgn_cunit, pgn_c0.1, pgn_ssqrtd).
+
+    Raises:
+      ValueError: an unknown method, or one the train command cannot be given as bindings (r3's loss, newg<S>).
+    """
+    from pgn_tf.benchmark.run import fresh_generator_step, method_settings
+
+    settings = method_settings(method)
+    if fresh_generator_step(method) is not None or any(callable(v) for v in settings.values()):
+        raise ValueError(f"method {method!r} is the benchmark's alone (a loss or an intervention of its loop)")
+    return [f"{name}={value!r}" for name, value in settings.items()]
+
+
 def run_name(n, method, aug, seed):
     return f"{n}_{method}_{aug}_seed{seed}"
 
@@ -83,7 +99,7 @@ def command(out, stats_path, n, method, aug, seed, args):
         f"dataset_fn='folder:{os.path.join(out, 'data', f'digits_{n}')}'",
         "feature_fn=@mnist_classifier.load_mnist_classifier",
         f"fid_stats='{stats_path}'",
-        f"normalization='{method}'",
+        *method_bindings(method),
         f"total_steps={args.steps}",
         f"lr_decay_start={args.steps}",
         f"eval_every={args.eval_every}",
@@ -141,13 +157,22 @@ def same_code(recorded, current):
 
 
 def train_all(out, stats_path, runs, args):
-    """Trains (or resumes) each unfinished run. A run is trained by one code: its version is written before it
-    trains, and a run that has trained (an evaluation or a checkpoint) resumes only under the same code."""
-    code = code_version()
+    """Trains (or resumes) each unfinished run of the study (`train_runs`)."""
+    jobs = []
     for n, method, aug, seed in runs:
         workdir, cmd = command(out, stats_path, n, method, aug, seed, args)
+        jobs.append((run_name(n, method, aug, seed), workdir, cmd))
+    train_runs(out, jobs, args.steps)
+
+
+def train_runs(out, jobs, steps):
+    """Trains (or resumes) each unfinished (name, workdir, train command) to `steps`, its output in out/train.log.
+    A run is trained by one code: its version is written before it trains, and a run that has trained (an
+    evaluation or a checkpoint) resumes only under the same code."""
+    code = code_version()
+    for name, workdir, cmd in jobs:
         done = evaluations(workdir)
-        if done and done[-1]["step"] >= args.steps:
+        if done and done[-1]["step"] >= steps:
             continue
         recorded = _recorded_code(workdir)
         trained = bool(done) or os.path.isdir(os.path.join(workdir, "checkpoints"))
@@ -159,7 +184,7 @@ def train_all(out, stats_path, runs, args):
         os.makedirs(workdir, exist_ok=True)
         with open(os.path.join(workdir, "code_version"), "w") as f:
             f.write((recorded if trained else code) + "\n")
-        print(f"{run_name(n, method, aug, seed)}: training", flush=True)
+        print(f"{name}: training", flush=True)
         with open(os.path.join(out, "train.log"), "a") as log:
             subprocess.run(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, check=True)
 
@@ -519,6 +544,11 @@ def parse_args(argv=None):
     sizes = [int(n) for n in args.sizes.split(",")]
     if any(n % 10 or not 10 <= n <= 5000 for n in sizes):
         parser.error(f"--sizes: each a multiple of 10 in [10, 5000] (n / 10 digits of each class), got {args.sizes}")
+    for method in args.methods.split(","):
+        try:
+            method_bindings(method)
+        except ValueError as e:
+            parser.error(f"--methods: {e}")
     augments = args.augments.split(",")
     unknown = [a for a in augments if a not in AUGMENTS]
     if unknown:
