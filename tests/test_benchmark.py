@@ -432,6 +432,25 @@ def test_the_bootstrap_interval_of_the_mean_over_seeds():
     assert report.bootstrap_interval([7.0, 7.0, 7.0]) == (7.0, 7.0)
 
 
+def test_the_summary_gives_the_modes_at_each_step_with_their_interval_over_the_seeds_evaluated_there():
+    # pgn: seeds 0-2 at steps 1-2, seed 2 stopped before step 3; gn: one seed.
+    modes = {("pgn", 0): (1, 4, 7), ("pgn", 1): (2, 5, 8), ("pgn", 2): (3, 6), ("gn", 0): (8, 8, 8)}
+    rows = [
+        {"suite": "ring8", "method": m, "seed": seed, "step": step, "modes": n, "hq": 0.5, "kl": 0.1, "seconds": 1.0}
+        for (m, seed), ns in modes.items() for step, n in zip((10, 20, 30), ns)
+    ]  # fmt: skip
+    rows.append({**rows[-1], "method": "real data", "modes": 8})  # the ceiling row: not a method's curve
+    text = report.summary(rows)
+    low, high = report.bootstrap_interval([1, 2, 3])
+    assert "| method | 10 | 20 | 30 |" in text
+    assert (
+        f"| pgn | 2.0 [{low:.1f}, {high:.1f}] (3) | 5.0 [{low + 3:.1f}, {high + 3:.1f}] (3) | 7.5 [7.0, 8.0] (2) |"
+        in text
+    )
+    assert "| gn | 8.0 n/a (1) | 8.0 n/a (1) | 8.0 n/a (1) |" in text and "| real data | 8.0" not in text
+    assert report._steps_shown(list(range(500, 10_001, 500))) == [1000, 2500, 4000, 5500, 7000, 8500, 10000]
+
+
 def test_every_method_and_variant_of_a_picture_has_its_own_colour():
     methods = [*run.METHODS, "pgn_cunit", "pgn_c0", "pgn_c0.1", "pgn_center", "pgn_ssqrtd", "pgn_s8"]
     colours = [report._color(m) for m in methods]

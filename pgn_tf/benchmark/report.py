@@ -71,8 +71,40 @@ def _interval(values):
     return "n/a" if got is None else f"[{got[0]:.1f}, {got[1]:.1f}]"
 
 
+STEP_COLUMNS = 8  # at most this many evaluation steps in a suite's table of modes by step
+
+
+def _steps_shown(steps):
+    """At most STEP_COLUMNS of the sorted evaluation steps, evenly spaced and ending with the last."""
+    every = -(-len(steps) // STEP_COLUMNS)
+    return steps[len(steps) - 1 :: -every][::-1]
+
+
+def modes_by_step(rows, suite):
+    """Markdown lines: the suite's modes at each evaluation step (`_steps_shown`), per method the mean over the
+    seeds evaluated at that step with its 95% bootstrap interval, and how many seeds those are."""
+    at = defaultdict(dict)  # {method: {step: [modes of each seed]}}
+    for r in rows:
+        if r["suite"] == suite and r["method"] != "real data":
+            at[r["method"]].setdefault(r["step"], []).append(r["modes"])
+    steps = _steps_shown(sorted({step for by in at.values() for step in by}))
+    lines = [
+        "Modes at each evaluation: mean over the seeds [95% bootstrap interval] (seeds).",
+        "",
+        "| method | " + " | ".join(f"{step:,}" for step in steps) + " |",
+        "|---|" + "---|" * len(steps),
+    ]
+    for method, by in at.items():
+        cells = [
+            f"{np.mean(by[step]):.1f} {_interval(by[step])} ({len(by[step])})" if step in by else "-" for step in steps
+        ]
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def summary(rows, command=None, notes=()):
-    """Markdown: per suite, one row per method with mean ± std over seeds at the last step, and the per-seed values."""
+    """Markdown: per suite, one row per method with mean ± std over seeds at the last step, and the per-seed values;
+    then the modes at each evaluation step (`modes_by_step`)."""
     lines = ["# Mode-collapse benchmark", ""]
     if command:
         lines += [f"Command: `{command}`", ""]
@@ -104,6 +136,7 @@ def summary(rows, command=None, notes=()):
                 + "".join(f"{_mean_std([get(r) for r in rs], 3)} | " for get in columns.values())
                 + f"{np.mean([r['seconds'] for r in rs]):.0f} | {per_seed} |"
             )
+        lines += ["", *modes_by_step(rows, suite)]
     return "\n".join(lines) + "\n"
 
 
