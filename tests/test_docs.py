@@ -290,14 +290,24 @@ def copies(row, theirs):
     return {"method", "modes per seed"} <= shared and all(row[k] == theirs[k] for k in shared)
 
 
-def test_tables_copied_from_a_benchmark_summary_match_it():
-    summary_rows = []
+# The notes beside stored benchmark tables (docs/benchmark/<folder>/README.md), which copy their rows too.
+NOTES = sorted(glob.glob(os.path.join(ROOT, "docs", "benchmark", "**", "README.md"), recursive=True))
+STEP = re.compile(r"^\d{1,3}(,\d{3})*$")  # a column of a summary's modes by step: 500, 1,000, 10,000
+
+
+def _summary_tables():
+    out = []
     for path in glob.glob(os.path.join(ROOT, "docs", "benchmark", "**", "summary.md"), recursive=True):
         with open(path, encoding="utf-8") as f:
-            summary_rows += [row for table in tables(f.read()) for row in table if "modes per seed" in row]
+            out += tables(f.read())
+    return out
+
+
+def test_tables_copied_from_a_benchmark_summary_match_it():
+    summary_rows = [row for table in _summary_tables() for row in table if "modes per seed" in row]
     assert len(summary_rows) >= 40
     checked, wrong = 0, []
-    for path in DOCS:
+    for path in DOCS + NOTES:
         with open(path, encoding="utf-8") as f:
             rows = [row for table in tables(f.read()) for row in table if {"method", "modes per seed"} <= set(row)]
         for row in rows:
@@ -306,6 +316,30 @@ def test_tables_copied_from_a_benchmark_summary_match_it():
             checked += 1
     assert not wrong, "rows no summary has:\n" + "\n".join(wrong)
     assert checked >= 28  # benchmark.md's grid25, ring8, stacked_digits and re-run tables, 7 methods each
+
+
+def test_modes_by_step_copied_from_a_benchmark_summary_match_it():
+    """A docs or notes row of modes at evaluation steps (a "method" column and step columns such as "1,000") is a
+    row of some summary's modes-by-step table: the same method and every shared step's cell alike."""
+
+    def by_step(row):
+        return {k: v for k, v in row.items() if STEP.match(k)}
+
+    summary_rows = [row for table in _summary_tables() for row in table if "method" in row and by_step(row)]
+    checked, wrong = 0, []
+    for path in DOCS + NOTES:
+        with open(path, encoding="utf-8") as f:
+            rows = [row for table in tables(f.read()) for row in table if "method" in row and len(by_step(row)) >= 2]
+        for row in rows:
+            steps = by_step(row)
+            if not any(
+                theirs["method"] == row["method"] and all(theirs.get(k) == v for k, v in steps.items())
+                for theirs in summary_rows
+            ):
+                wrong.append(f"{os.path.relpath(path, ROOT)}: {' | '.join(row.values())}")
+            checked += 1
+    assert not wrong, "rows no summary has:\n" + "\n".join(wrong)
+    assert checked >= 4  # the remedy notes' stacked-digits table
 
 
 def results(*parts):
