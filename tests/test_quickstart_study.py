@@ -26,6 +26,8 @@ def test_methods_become_the_train_commands_bindings_and_the_benchmarks_alone_are
             tool.parse_args([f"--out={tmp_path}", f"--methods=gn,{method}"])
         with pytest.raises(ValueError, match=why):
             tool.study.method_bindings(method)
+    with pytest.raises(SystemExit):  # argparse's one usage line and exit 2, not a traceback
+        tool.parse_args([f"--out={tmp_path}", "--seeds=0,one"])
 
 
 def test_summary_gives_each_methods_scores_over_seeds_and_leaves_unfinished_runs_out(tmp_path):

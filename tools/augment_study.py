@@ -384,6 +384,23 @@ def tabulate(out, runs, args):
     return lines, "\n".join(md) + "\n"
 
 
+def record_training(workdir):
+    """The run's trained.json (its minutes, `from_events`), written from its TensorBoard events; returns the ADA
+    trace. Only where the events are (the stored runs keep the file without them)."""
+    trace, minutes = from_events(workdir)
+    with open(os.path.join(workdir, "trained.json"), "w") as f:
+        json.dump({"minutes": minutes}, f)
+    return trace
+
+
+def write_tables(out, lines, md):
+    """A study's out/results.jsonl (one JSON line each) and out/summary.md."""
+    with open(os.path.join(out, "results.jsonl"), "w") as f:
+        f.writelines(json.dumps(line) + "\n" for line in lines)
+    with open(os.path.join(out, "summary.md"), "w") as f:
+        f.write(md)
+
+
 def summarise(out, runs, args):
     """results.jsonl, summary.md and the pictures (fid_curves.png, ada_p.png, samples.png) of the finished runs;
     first each run's trained.json and each ADA run's ada.jsonl from its events (kept where the events are not, as
@@ -392,17 +409,12 @@ def summarise(out, runs, args):
         workdir = os.path.join(out, "runs", run_name(n, method, aug, seed))
         if not glob.glob(os.path.join(workdir, "events.out.tfevents.*")):
             continue
-        trace, minutes = from_events(workdir)
-        with open(os.path.join(workdir, "trained.json"), "w") as f:
-            json.dump({"minutes": minutes}, f)
+        trace = record_training(workdir)
         if aug == "ada":
             with open(os.path.join(workdir, "ada.jsonl"), "w") as f:
                 f.writelines(json.dumps(row) + "\n" for row in trace)
     lines, md = tabulate(out, runs, args)
-    with open(os.path.join(out, "results.jsonl"), "w") as f:
-        f.writelines(json.dumps(line) + "\n" for line in lines)
-    with open(os.path.join(out, "summary.md"), "w") as f:
-        f.write(md)
+    write_tables(out, lines, md)
     _plot(out, lines)
     _plot_ada(out, runs)
     order = {(n, method, aug): (n, method, list(AUGMENTS).index(aug)) for n, method, aug, _ in runs}

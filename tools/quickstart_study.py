@@ -16,10 +16,11 @@ minutes each run trained (from its TensorBoard events); every line names the cod
 """
 
 import argparse
-import json
+import glob
 import os
 import statistics
 import sys
+from collections import defaultdict
 
 import augment_study as study  # tools/, the script's own folder
 
@@ -104,11 +105,9 @@ def tabulate(out, runs, args):
         "|---|" + "---|" * len(steps),
     ]
     for method, rs in table.items():
-        by_step = {row["step"]: [] for row in rs[0]["rows"]}
-        for r in rs:
-            for row in r["rows"]:
-                if row.get("FID") is not None:
-                    by_step.setdefault(row["step"], []).append(row["FID"])
+        by_step = defaultdict(list)
+        for row in (row for r in rs for row in r["rows"] if row.get("FID") is not None):
+            by_step[row["step"]].append(row["FID"])
         means = [f"{statistics.fmean(by_step[s]):.1f}" if by_step.get(s) else "-" for s in steps]
         md.append(f"| {method} | " + " | ".join(means) + " |")
     return lines, "\n".join(md) + "\n"
@@ -119,14 +118,10 @@ def summarise(out, runs, args):
     and fid.png of the finished runs."""
     for method, seed in runs:
         workdir = run_dir(out, method, seed)
-        if os.path.isdir(workdir) and any(n.startswith("events.out.tfevents.") for n in os.listdir(workdir)):
-            with open(os.path.join(workdir, "trained.json"), "w") as f:
-                json.dump({"minutes": study.from_events(workdir)[1]}, f)
+        if glob.glob(os.path.join(workdir, "events.out.tfevents.*")):
+            study.record_training(workdir)
     lines, md = tabulate(out, runs, args)
-    with open(os.path.join(out, "results.jsonl"), "w") as f:
-        f.writelines(json.dumps(line) + "\n" for line in lines)
-    with open(os.path.join(out, "summary.md"), "w") as f:
-        f.write(md)
+    study.write_tables(out, lines, md)
     _plot(out, lines)
     print(md, end="")
 
@@ -169,7 +164,11 @@ def parse_args(argv=None):
             study.method_bindings(method)
         except ValueError as e:
             parser.error(f"--methods: {e}")
-    return args, [(method, int(seed)) for seed in args.seeds.split(",") for method in args.methods.split(",")]
+    try:
+        seeds = [int(seed) for seed in args.seeds.split(",")]
+    except ValueError:
+        parser.error(f"--seeds: integers separated by commas, got {args.seeds!r}")
+    return args, [(method, seed) for seed in seeds for method in args.methods.split(",")]
 
 
 def main():
