@@ -289,3 +289,15 @@ def test_augment_study_auc_is_the_share_of_pairs_ranked_right():
     a, b = rng.integers(0, 5, 40).astype(float), rng.integers(0, 5, 30).astype(float)  # many ties
     pairs = (a[:, None] > b[None, :]) + 0.5 * (a[:, None] == b[None, :])
     assert tool.auc(a, b) == pytest.approx(pairs.mean(), abs=1e-12)
+
+
+@pytest.mark.parametrize("flag", ["--seeds=0,one", "--sizes=500,big"])
+def test_augment_study_refuses_a_list_that_is_not_integers_with_one_usage_line(tmp_path, flag, capsys):
+    from conftest import load_tool
+
+    tool = load_tool("augment_study")
+    with pytest.raises(SystemExit) as stopped:
+        tool.parse_args([f"--out={tmp_path}", flag])
+    assert stopped.value.code == 2
+    (line,) = [x for x in capsys.readouterr().err.splitlines() if "error:" in x]
+    assert "integers separated by commas" in line and flag.split("=")[1] in line

@@ -136,7 +136,7 @@ def code_version():
     return version()
 
 
-def _recorded_code(workdir):
+def recorded_code(workdir):
     path = os.path.join(workdir, "code_version")
     if not os.path.exists(path):
         return None
@@ -174,7 +174,7 @@ def train_runs(out, jobs, steps):
         done = evaluations(workdir)
         if done and done[-1]["step"] >= steps:
             continue
-        recorded = _recorded_code(workdir)
+        recorded = recorded_code(workdir)
         trained = bool(done) or os.path.isdir(os.path.join(workdir, "checkpoints"))
         if trained and recorded is None:
             recorded = "unknown"  # trained before versions were written: its code cannot be told
@@ -208,7 +208,7 @@ def from_events(workdir):
     return [{"step": step, **by_step[step]} for step in sorted(by_step)], seconds / 60
 
 
-def _read(workdir, name, default):
+def read_json(workdir, name, default):
     """A run's JSON (name.json) or JSON-lines (name.jsonl) file written by summarise or remember_all; default
     where it has none."""
     path = os.path.join(workdir, name)
@@ -311,7 +311,7 @@ def tabulate(out, runs, args):
         rows = evaluations(workdir)
         if not rows or rows[-1]["step"] < args.steps:
             continue
-        code = _recorded_code(workdir) or "unknown"
+        code = recorded_code(workdir) or "unknown"
         for row in rows:
             lines.append({"size": n, "method": method, "augment": aug, "seed": seed, "code": code, **row})
         fids = np.array([_fid(r) for r in rows])
@@ -327,9 +327,9 @@ def tabulate(out, runs, args):
                 "precision": _score(rows[-1], "precision", False),
                 "recall": _score(rows[-1], "recall", False),
                 "FID_ema": _score(rows[-1], "FID", True),
-                "p": [r["augment_p"] for r in _read(workdir, "ada.jsonl", [])],
-                "memory": _read(workdir, "memory.json", None),
-                "minutes": _read(workdir, "trained.json", {}).get("minutes"),
+                "p": [r["augment_p"] for r in read_json(workdir, "ada.jsonl", [])],
+                "memory": read_json(workdir, "memory.json", None),
+                "minutes": read_json(workdir, "trained.json", {}).get("minutes"),
             }
         )
     codes = sorted({line["code"] for line in lines})
@@ -374,10 +374,10 @@ def tabulate(out, runs, args):
         table.items(), key=lambda kv: (kv[0][0], kv[0][1], list(AUGMENTS).index(kv[0][2]))
     ):
         md.append(
-            f"| {n} | {method} | {aug} | {_spread([r['FID'] for r in rows])} | "
-            f"{_spread([r['best_FID'] for r in rows])} ({', '.join(str(r['best_step']) for r in rows)}) | "
-            f"{_spread([r['precision'] for r in rows], 3)} | {_spread([r['recall'] for r in rows], 3)} | "
-            f"{_spread([r['FID_ema'] for r in rows])} | "
+            f"| {n} | {method} | {aug} | {spread([r['FID'] for r in rows])} | "
+            f"{spread([r['best_FID'] for r in rows])} ({', '.join(str(r['best_step']) for r in rows)}) | "
+            f"{spread([r['precision'] for r in rows], 3)} | {spread([r['recall'] for r in rows], 3)} | "
+            f"{spread([r['FID_ema'] for r in rows])} | "
             f"{_ada_cell([r['p'] for r in rows])} | {_memory_cell(rows, 'auc_train_unseen')} | "
             f"{_memory_cell(rows, 'auc_unseen_fake')} |"
         )
@@ -423,8 +423,8 @@ def summarise(out, runs, args):
 
 
 def _memory_cell(rows, key):
-    """A critic AUC over seeds (`_spread`), "-" where no run has memory.json."""
-    return _spread([r["memory"] and r["memory"][key] for r in rows], 3)
+    """A critic AUC over seeds (`spread`), "-" where no run has memory.json."""
+    return spread([r["memory"] and r["memory"][key] for r in rows], 3)
 
 
 def _ada_cell(traces):
@@ -432,7 +432,7 @@ def _ada_cell(traces):
     return ", ".join(f"{p[-1]:.2f} ({max(p):.2f})" for p in traces if p) or "-"
 
 
-def _spread(values, digits=1):
+def spread(values, digits=1):
     """mean +- std of the values that are there, then every seed's value in order ("-" where it has none)."""
     present = [v for v in values if v is not None]
     if not present:
@@ -484,7 +484,9 @@ def _plot_ada(out, runs):
     traces = {}
     for n, method, aug, seed in runs:
         trace = (
-            _read(os.path.join(out, "runs", run_name(n, method, aug, seed)), "ada.jsonl", []) if aug == "ada" else []
+            read_json(os.path.join(out, "runs", run_name(n, method, aug, seed)), "ada.jsonl", [])
+            if aug == "ada"
+            else []
         )
         if trace:
             traces.setdefault(n, []).append((method, seed, trace))
@@ -535,6 +537,14 @@ def _samples(out, configurations, steps):
     plt.close(fig)
 
 
+def int_list(parser, flag, text):
+    """`text`'s comma-separated integers, or argparse's one-line usage error (exit 2) naming `flag`."""
+    try:
+        return [int(value) for value in text.split(",")]
+    except ValueError:
+        parser.error(f"{flag}: integers separated by commas, got {text!r}")
+
+
 def parse_args(argv=None):
     """The study's arguments and its runs, seed-major: every configuration's seed 0 first, so that a stopped study
     has whole seeds."""
@@ -553,7 +563,7 @@ def parse_args(argv=None):
         "--memory_only", action="store_true", help="the critics' AUCs of finished runs (memory.json), then summarise"
     )
     args = parser.parse_args(argv)
-    sizes = [int(n) for n in args.sizes.split(",")]
+    sizes = int_list(parser, "--sizes", args.sizes)
     if any(n % 10 or not 10 <= n <= 5000 for n in sizes):
         parser.error(f"--sizes: each a multiple of 10 in [10, 5000] (n / 10 digits of each class), got {args.sizes}")
     for method in args.methods.split(","):
@@ -566,8 +576,8 @@ def parse_args(argv=None):
     if unknown:
         parser.error(f"--augments: unknown {unknown}; choose from {list(AUGMENTS)}")
     runs = [
-        (n, method, aug, int(seed))
-        for seed in args.seeds.split(",")
+        (n, method, aug, seed)
+        for seed in int_list(parser, "--seeds", args.seeds)
         for n in sizes
         for method in args.methods.split(",")
         for aug in augments

@@ -63,10 +63,10 @@ def tabulate(out, runs, args):
         rows = study.evaluations(workdir)
         if not rows or rows[-1]["step"] < args.steps:
             continue
-        code = study._recorded_code(workdir) or "unknown"
+        code = study.recorded_code(workdir) or "unknown"
         lines += [{"method": method, "seed": seed, "code": code, **row} for row in rows]
         table.setdefault(method, []).append(
-            {"seed": seed, "rows": rows, "minutes": study._read(workdir, "trained.json", {}).get("minutes")}
+            {"seed": seed, "rows": rows, "minutes": study.read_json(workdir, "trained.json", {}).get("minutes")}
         )
     codes = sorted({line["code"] for line in lines})
     minutes = [r["minutes"] for runs_ in table.values() for r in runs_ if r["minutes"] is not None]
@@ -95,7 +95,7 @@ def tabulate(out, runs, args):
         "|---|---|" + "---|" * len(COLUMNS),
     ]
     for method, rs in table.items():
-        cells = [study._spread([r["rows"][-1].get(key) for r in rs], digits) for _, key, digits in COLUMNS]
+        cells = [study.spread([r["rows"][-1].get(key) for r in rs], digits) for _, key, digits in COLUMNS]
         md.append(f"| {method} | {', '.join(str(r['seed']) for r in rs)} | " + " | ".join(cells) + " |")
     md += [
         "",
@@ -164,10 +164,7 @@ def parse_args(argv=None):
             study.method_bindings(method)
         except ValueError as e:
             parser.error(f"--methods: {e}")
-    try:
-        seeds = [int(seed) for seed in args.seeds.split(",")]
-    except ValueError:
-        parser.error(f"--seeds: integers separated by commas, got {args.seeds!r}")
+    seeds = study.int_list(parser, "--seeds", args.seeds)
     return args, [(method, seed) for seed in seeds for method in args.methods.split(",")]
 
 
