@@ -311,7 +311,7 @@ class Evaluate(keras.callbacks.Callback):
                 result = self.evaluator(self.model, ema)
                 scores.update({f"{k}{suffix}": v for k, v in result.items() if isinstance(v, float)})
                 omitted.update(result.get("omitted", {}))
-        scores.update(num_images=self.evaluator.num_images, feature_net=self.evaluator.feature_net.name)
+        scores.update(self.evaluator.described())
         if "diversity_images" in result:
             scores["diversity_images"] = result["diversity_images"]
         if omitted:

@@ -216,6 +216,7 @@ class _ScriptedScorer:
 
     num_images = 10
     feature_net = type("Net", (), {"name": "fake_net"})
+    described = evaluator.Evaluator.described
 
     def __init__(self, script, available=stats.METRICS):
         self.script, self._available, self.step = script, available, None

@@ -21,6 +21,7 @@ import tensorflow as tf
 from conftest import ROOT, TINY_QUICKSTART, assert_same_checkpoints, checkpoint_values
 
 from pgn_tf import faults, train, train_lib
+from pgn_tf.eval import evaluator
 
 TOTAL = 12
 ARGS = [
@@ -225,6 +226,7 @@ def test_no_checkpoint_is_written_with_a_non_finite_tensor_and_nan_scores_are_nu
     class NaNScores:
         num_images = 4
         feature_net = type("Net", (), {"name": "digits_classifier"})
+        described = evaluator.Evaluator.described
 
         def __call__(self, gan, ema):
             return {"IS": 1.5, "FID": float("nan")}

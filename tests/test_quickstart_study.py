@@ -2,6 +2,7 @@
 command as its gin bindings, and the summary from the runs' eval.jsonl."""
 
 import json
+import re
 import subprocess
 import sys
 
@@ -41,11 +42,14 @@ def test_summary_gives_each_methods_scores_over_seeds_and_leaves_unfinished_runs
         steps = (2, 4) if fids[1] is not None else (2,)
         rows = [{"step": s, "FID": f, "IS": 2.0 + seed, "FID_ema": 5.0, "IS_ema": 3.0, "recall": 0.5}
                 for s, f in zip(steps, fids)]  # fmt: skip
+        if seed == 0:
+            rows = [{**r, "feature_net_fingerprint": "f00d"} for r in rows]  # seed 1's rows predate the record
         (workdir / "eval.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
         (workdir / "code_version").write_text("abc123\n")
     tool.summarise(str(tmp_path), runs, args)
     summary = (tmp_path / "summary.md").read_text()
     assert "code abc123." in summary
+    assert "digits classifiers f00d, unrecorded (more than one: not one table)" in summary
     # G's FID at step 4: 30 and 10 (mean 20, std 10, ddof 0); IS 2 and 3.
     assert (
         "| pgn | 0, 1 | 2.50 +- 0.50 [2.00, 3.00] | 20.0 +- 10.0 [30.0, 10.0] | 3.00 +- 0.00 [3.00, 3.00] |" in summary
@@ -70,4 +74,5 @@ def test_a_variant_trains_as_the_quickstart_with_its_constant_and_is_summarised(
     assert "train_and_evaluate.pgn_constant = 'unit'" in (run / "operative_config.gin").read_text()
     summary = (tmp_path / "summary.md").read_text()
     assert "| pgn_cunit | 0 |" in summary and "code -." not in summary
+    assert re.search(r"features of the digits classifier [0-9a-f]{12} against", summary)  # the one that scored it
     assert json.loads((run / "trained.json").read_text())["minutes"] > 0

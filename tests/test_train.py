@@ -17,7 +17,7 @@ from conftest import ROOT
 
 from pgn_tf import PGNDiscriminator, data, errors, losses, models, optimizers, train, train_lib
 from pgn_tf.config import LoopConfig
-from pgn_tf.eval import evaluator, inception
+from pgn_tf.eval import digits_classifier, evaluator, inception
 from pgn_tf.gan import PGNGAN
 
 # base.gin is only included by the others.
@@ -279,6 +279,8 @@ def test_cli_trains_writes_everything_and_resumes(tmp_path):
     assert "eval step 4 (digits_classifier, 20 images)" in second.stdout  # the quickstart's offline scores
     scores = json.loads((wd / "eval.jsonl").read_text())
     assert scores["step"] == 4 and scores["feature_net"] == "digits_classifier" and scores["FID_ema"] > 0
+    # which trained classifier counted them: the one in the cache the run was given
+    assert scores["feature_net_fingerprint"] == digits_classifier.load_digits_classifier().fingerprint
     text = (wd / "operative_config.gin").read_text()
     assert "train_and_evaluate.total_steps = 2" in text and "dcgan.generator.width = 0.0625" in text
     assert (wd / "operative_config.3.gin").exists()  # the resumed run's differing config, beside the first

@@ -130,6 +130,15 @@ def evaluations(workdir):
     return [by_step[s] for s in sorted(by_step)]
 
 
+def classifiers(lines, name):
+    """Which trained classifier (`name`) scored the lines, by its weights' fingerprint (each eval line's
+    feature_net_fingerprint): one table, one classifier; several or unrecorded ones are said as such."""
+    prints = sorted({line.get("feature_net_fingerprint") or "unrecorded" for line in lines})
+    if len(prints) > 1:
+        return f"{name}s {', '.join(prints)} (more than one: not one table)"
+    return f"{name} {prints[0] if prints else '-'}"
+
+
 def code_version():
     from pgn_tf.benchmark.run import code_version as version
 
@@ -349,7 +358,8 @@ def tabulate(out, runs, args):
             f"interval {LoopConfig.ada_interval}, ada_kimg {args.ada_kimg:g}."
         ),
         (
-            "FID / precision / recall of G in the MNIST classifier's features against all 5,000 offline digits, "
+            f"FID / precision / recall of G in the features of the {classifiers(lines, 'MNIST classifier')} "
+            "against all 5,000 offline digits, "
             f"{args.num_images} samples; mean +- std (over seeds, ddof 0 as the benchmark's tables), per-seed "
             "values in brackets; the best FID is the lowest of the run's evaluations, at the step named; ADA's p "
             "at the end and its highest (per seed, from TensorBoard's train/augment_p); the critic's AUC at the "

@@ -136,7 +136,7 @@ class Evaluator:
         Returns:
           {"IS", "IS_std", "FID", "KID", "KID_std", "precision", "recall",
           "density", "coverage"} as selected and available (floats), plus
-          "num_images", "feature_net", "diversity_images" (when one of the
+          `described()`'s keys, "diversity_images" (when one of the
           last four is selected) and "omitted": {metric: reason} for
           selected metrics the reference cannot give.
         """
@@ -149,10 +149,18 @@ class Evaluator:
         scores = self.reference.scores(
             logits, pool, metrics=self.metrics, diversity_images=self.diversity_images, k_pr=self.k_pr, k_dc=self.k_dc
         )
-        extra = {"num_images": self.num_images, "feature_net": self.feature_net.name}
+        extra = self.described()
         if set(DIVERSITY) & set(self.metrics):
             extra["diversity_images"] = min(self.num_images, self.diversity_images)
         return {**scores, **extra}
+
+    def described(self):
+        """What scores its results: {"num_images", "feature_net"} and, for a trained classifier (the digits and
+        MNIST classifiers), "feature_net_fingerprint", its weights' fingerprint: which classifier counted them."""
+        described = {"num_images": self.num_images, "feature_net": self.feature_net.name}
+        if getattr(self.feature_net, "fingerprint", None):
+            described["feature_net_fingerprint"] = self.feature_net.fingerprint
+        return described
 
 
 def for_run(config, workdir, num_images=None, fid_stats=None, feature_fn=None):
