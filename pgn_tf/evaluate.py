@@ -5,7 +5,8 @@ and prints one JSON line: IS, IS_std, FID and, when the reference keeps real
 activations, KID, KID_std, precision, recall (k = 3), density and coverage
 (k = 5, on the first diversity_images samples against the cached real k-NN
 radii); "omitted" names any metric the reference cannot give and why; then
-num_images, feature_net, checkpoint, step, ema.
+num_images, feature_net (and, for a trained digits or MNIST classifier,
+feature_net_fingerprint: which weights scored), checkpoint, step, ema.
 """
 
 from pgn_tf import console

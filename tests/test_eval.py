@@ -211,6 +211,21 @@ def test_best_by_names_and_directions():
             evaluator.direction(bad)
 
 
+def test_described_names_the_trained_classifier_by_its_fingerprint():
+    """An evaluation line says which weights scored it when the feature net is a trained classifier, and only then."""
+    trained = type("Net", (), {"name": "digits_classifier", "fingerprint": "47cc6542ac7c"})
+    inception = type("Net", (), {"name": "inception"})
+    scorer = type("Scorer", (), {"num_images": 8, "described": evaluator.Evaluator.described})
+    scorer.feature_net = trained
+    assert scorer().described() == {
+        "num_images": 8,
+        "feature_net": "digits_classifier",
+        "feature_net_fingerprint": "47cc6542ac7c",
+    }
+    scorer.feature_net = inception
+    assert scorer().described() == {"num_images": 8, "feature_net": "inception"}
+
+
 class _ScriptedScorer:
     """An evaluator whose scores are given per step: {step: {name: value}} (EMA-G's are G's + 0.01)."""
 

@@ -49,7 +49,8 @@ def test_summary_gives_each_methods_scores_over_seeds_and_leaves_unfinished_runs
     tool.summarise(str(tmp_path), runs, args)
     summary = (tmp_path / "summary.md").read_text()
     assert "code abc123." in summary
-    assert "digits classifiers f00d, unrecorded (more than one: not one table)" in summary
+    mixed = "digits classifier's features (fingerprints f00d, not recorded: more than one classifier, not one table)"
+    assert mixed in summary
     # G's FID at step 4: 30 and 10 (mean 20, std 10, ddof 0); IS 2 and 3.
     assert (
         "| pgn | 0, 1 | 2.50 +- 0.50 [2.00, 3.00] | 20.0 +- 10.0 [30.0, 10.0] | 3.00 +- 0.00 [3.00, 3.00] |" in summary
@@ -74,5 +75,7 @@ def test_a_variant_trains_as_the_quickstart_with_its_constant_and_is_summarised(
     assert "train_and_evaluate.pgn_constant = 'unit'" in (run / "operative_config.gin").read_text()
     summary = (tmp_path / "summary.md").read_text()
     assert "| pgn_cunit | 0 |" in summary and "code -." not in summary
-    assert re.search(r"features of the digits classifier [0-9a-f]{12} against", summary)  # the one that scored it
+    assert re.search(
+        r"digits classifier's features \(fingerprint [0-9a-f]{12}\) against", summary
+    )  # the one that scored it
     assert json.loads((run / "trained.json").read_text())["minutes"] > 0

@@ -131,12 +131,13 @@ def evaluations(workdir):
 
 
 def classifiers(lines, name):
-    """Which trained classifier (`name`) scored the lines, by its weights' fingerprint (each eval line's
-    feature_net_fingerprint): one table, one classifier; several or unrecorded ones are said as such."""
-    prints = sorted({line.get("feature_net_fingerprint") or "unrecorded" for line in lines})
+    """ "<name>'s features (fingerprint F)": which trained classifier scored the lines, by its weights' fingerprint
+    (each eval line's feature_net_fingerprint). One table, one classifier: several, or lines that did not record it,
+    are said as such."""
+    prints = sorted({line.get("feature_net_fingerprint") or "not recorded" for line in lines}) or ["-"]
     if len(prints) > 1:
-        return f"{name}s {', '.join(prints)} (more than one: not one table)"
-    return f"{name} {prints[0] if prints else '-'}"
+        return f"{name}'s features (fingerprints {', '.join(prints)}: more than one classifier, not one table)"
+    return f"{name}'s features (fingerprint {prints[0]})"
 
 
 def code_version():
@@ -358,7 +359,7 @@ def tabulate(out, runs, args):
             f"interval {LoopConfig.ada_interval}, ada_kimg {args.ada_kimg:g}."
         ),
         (
-            f"FID / precision / recall of G in the features of the {classifiers(lines, 'MNIST classifier')} "
+            f"FID / precision / recall of G in the {classifiers(lines, 'MNIST classifier')} "
             "against all 5,000 offline digits, "
             f"{args.num_images} samples; mean +- std (over seeds, ddof 0 as the benchmark's tables), per-seed "
             "values in brackets; the best FID is the lowest of the run's evaluations, at the step named; ADA's p "

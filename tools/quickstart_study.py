@@ -80,7 +80,7 @@ def tabulate(out, runs, args):
             f"code {', '.join(codes) or '-'}."
         ),
         (
-            f"quickstart.gin's settings; IS and FID in the features of the {study.classifiers(lines, 'digits classifier')} "
+            f"quickstart.gin's settings; IS and FID in the {study.classifiers(lines, 'digits classifier')} "
             "against the embedded digits, "
             f"{args.num_images} samples, at step {args.steps}; mean +- std over seeds (ddof 0), each seed's value "
             "in brackets, in the order of the seeds column."
