@@ -75,7 +75,6 @@ def test_a_variant_trains_as_the_quickstart_with_its_constant_and_is_summarised(
     assert "train_and_evaluate.pgn_constant = 'unit'" in (run / "operative_config.gin").read_text()
     summary = (tmp_path / "summary.md").read_text()
     assert "| pgn_cunit | 0 |" in summary and "code -." not in summary
-    assert re.search(
-        r"digits classifier's features \(fingerprint [0-9a-f]{12}\) against", summary
-    )  # the one that scored it
+    scored_by = r"digits classifier's features \(fingerprint [0-9a-f]{12}\) against"  # the one that scored it
+    assert re.search(scored_by, summary)
     assert json.loads((run / "trained.json").read_text())["minutes"] > 0

@@ -131,9 +131,9 @@ def evaluations(workdir):
 
 
 def classifiers(lines, name):
-    """ "<name>'s features (fingerprint F)": which trained classifier scored the lines, by its weights' fingerprint
-    (each eval line's feature_net_fingerprint). One table, one classifier: several, or lines that did not record it,
-    are said as such."""
+    """Which trained classifier scored the lines, by its weights' fingerprint (each eval line's
+    feature_net_fingerprint), as "<name>'s features (fingerprint F)". One table, one classifier: several, or lines
+    that did not record it, are said as such."""
     prints = sorted({line.get("feature_net_fingerprint") or "not recorded" for line in lines}) or ["-"]
     if len(prints) > 1:
         return f"{name}'s features (fingerprints {', '.join(prints)}: more than one classifier, not one table)"
