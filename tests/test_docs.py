@@ -386,29 +386,59 @@ def test_performance_augment_table_is_the_stored_measurement():
     assert all(r["code"] and r["augment_over_none"] > 0 for r in stored)
 
 
-def test_augment_study_summaries_are_their_stored_runs_and_the_docs_copy_them():
-    """Each stored augmentation-study summary is what tools/augment_study.py computes from the runs stored beside
-    it (its own command, DIR its folder), and every row the README and docs/augmentation.md copy from them is one
-    of their rows in every column it shows."""
+def _stored_study_rows(tool_name, pattern, code):
+    """The rows of each stored summary of a study tool (tools/<tool_name>.py) under docs/benchmark/<pattern>,
+    after checking that each summary is what the tool computes from the runs stored beside it (its own command,
+    DIR its folder) and that every line came from one code version."""
     from conftest import load_tool
 
-    tool = load_tool("augment_study")
-    summaries = glob.glob(os.path.join(ROOT, "docs", "benchmark", "augment_study", "**", "summary.md"), recursive=True)
+    tool = load_tool(tool_name)
+    summaries = glob.glob(os.path.join(ROOT, "docs", "benchmark", pattern), recursive=True)
     rows = []
     for path in summaries:
         with open(path, encoding="utf-8") as f:
             text = f.read()
-        (cmd,) = re.findall(r"Command: `python tools/augment_study.py (.*?)`", text)
+        (cmd,) = re.findall(rf"Command: `python tools/{tool_name}.py (.*?)`", text)
         args, runs = tool.parse_args(cmd.replace("--out=DIR", f"--out={os.path.dirname(path)}").split())
         lines, md = tool.tabulate(args.out, runs, args)
         assert md == text, path
-        assert {line["code"] for line in lines} == {"1d7d0b9bb619"}
+        assert {line["code"] for line in lines} == {code}
         rows += [row for table in tables(text) for row in table]
-    assert len(summaries) == 3 and len(rows) >= 18 + 3
+    return summaries, rows
+
+
+def _copied_rows(paths, columns):
     copied = []
-    for path in (os.path.join(ROOT, "README.md"), os.path.join(ROOT, "docs", "augmentation.md")):
-        with open(path, encoding="utf-8") as f:
-            copied += [row for table in tables(f.read()) for row in table if {"images", "augment"} <= set(row)]
+    for path in paths:
+        with open(os.path.join(ROOT, path), encoding="utf-8") as f:
+            copied += [row for table in tables(f.read()) for row in table if columns <= set(row)]
+    return copied
+
+
+def test_augment_study_summaries_are_their_stored_runs_and_the_docs_copy_them():
+    """Each stored augmentation-study summary is what tools/augment_study.py computes from the runs stored beside
+    it, and every row the README and docs/augmentation.md copy from them is one of their rows in every column it
+    shows."""
+    summaries, rows = _stored_study_rows(
+        "augment_study", os.path.join("augment_study", "**", "summary.md"), "1d7d0b9bb619"
+    )
+    assert len(summaries) == 3 and len(rows) >= 18 + 3
+    copied = _copied_rows(["README.md", os.path.join("docs", "augmentation.md")], {"images", "augment"})
     assert len(copied) >= 18 + 9
+    for row in copied:
+        assert any(all(theirs.get(k) == v for k, v in row.items()) for theirs in rows), row
+
+
+def test_quickstart_study_summary_is_its_stored_runs_and_the_docs_copy_it():
+    """The quickstart over methods (issue 32's variants) is what tools/quickstart_study.py computes from its stored
+    runs, and every row the README and the remedy notes copy from it is one of its rows in every column it shows."""
+    summaries, rows = _stored_study_rows(
+        "quickstart_study", os.path.join("remedy", "quickstart", "summary.md"), "d287f65affa4"
+    )
+    assert len(summaries) == 1 and len(rows) == 4 + 4
+    notes = os.path.join("docs", "benchmark", "remedy", "README.md")
+    copied = _copied_rows(["README.md", notes], {"method", "FID of G"})
+    copied += _copied_rows([notes], {"method", "step 1,000"})
+    assert len(copied) >= 4 + 4 + 4
     for row in copied:
         assert any(all(theirs.get(k) == v for k, v in row.items()) for theirs in rows), row
