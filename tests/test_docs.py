@@ -1,8 +1,9 @@
 """The commands README.md and docs/*.md show name only flags their tools have; their links resolve.
 
 The README opens with the set-up command and the test command CI runs, and links every page of docs/;
-a table copied from a benchmark summary (docs/benchmark/**/summary.md) says what the summary says, and the
-quickstart's scores and the seed-0 rerun's range are those of their stored results files.
+a table copied from a benchmark summary (docs/benchmark/**/summary.md) says what the summary says, the stored
+summaries of the study tools (augment_study, quickstart_study) are what the tools compute from the runs stored
+beside them, and the quickstart's scores and the seed-0 rerun's range are those of their stored results files.
 
 A command is `python -m pgn_tf.<tool>`, `pgn-<tool>` or `tools/<script>.py` inside a code block or a code span
 (spans may wrap over lines; a block's lines may continue with a backslash). Its flags are the `--name` words
