@@ -294,14 +294,16 @@ def test_evaluate_callback_refuses_a_best_by_it_cannot_keep(tmp_path):
         callbacks.Evaluate(_ScriptedScorer({}, available=("IS", "FID")), *args, best_by="recall_ema")
 
 
-def test_digits_classifier_is_accurate_cached_and_separates():
-    net = digits_classifier.load_digits_classifier()
+def test_digits_classifier_is_accurate_cached_and_separates(tmp_path):
+    net = digits_classifier.load_digits_classifier(str(tmp_path))  # trained here: the tests' cache has the shipped one
+    assert os.listdir(tmp_path) == [f"digits_classifier_v{digits_classifier.VERSION}_seed0.weights.h5"]
     images, labels = data.digits_arrays(32)
     x = images.astype(np.float32) / 127.5 - 1.0
     held = slice(-digits_classifier.HOLDOUT, None)
     assert digits_classifier.accuracy(net.model, x[held], labels[held]) > 0.9
-    again = digits_classifier.load_digits_classifier()  # from the cache: the same network
+    again = digits_classifier.load_digits_classifier(str(tmp_path))  # from the cache: the same network
     np.testing.assert_array_equal(again(x[:50])[1], net(x[:50])[1])
+    assert digits_classifier.load_digits_classifier().fingerprint == "47cc6542ac7c"  # the tests score with E3's
     logits, pool = net(x)
     ref = stats.Reference.from_activations(pool[:900], net.name)
     real = ref.scores(logits[900:], pool[900:])
