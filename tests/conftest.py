@@ -1,4 +1,4 @@
-"""Shared test set-up: quiet TensorFlow, seeded Keras, the parity fixtures' folder."""
+"""Shared test set-up: quiet TensorFlow, seeded Keras, the parity fixtures' folder, the shipped classifiers."""
 
 import os
 import shutil
