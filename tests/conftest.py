@@ -38,22 +38,21 @@ def parity_dir():
     return os.path.abspath(path)
 
 
-# The classifiers' weights the published tables were scored with (their folders in docs/benchmark): each test
-# process's cache starts with them, so that only the classifiers' own tests train one, in a cache of their own.
-SHIPPED_CLASSIFIERS = {"digits_classifier": ("remedy", "e3"), "mnist_classifier": ("stacked_mnist",)}
-
-
 @pytest.fixture(scope="session", autouse=True)
 def _cache_dir(tmp_path_factory):
-    """One classifier cache per test process, holding the shipped weights of this code's versions, never the
-    user's ~/.cache (the CLIs the tests start inherit it)."""
+    """One classifier cache per test process, never the user's ~/.cache (the CLIs the tests start inherit it).
+
+    It starts with the weights the published tables were scored with (shipped beside them in docs/benchmark), so
+    that only the classifiers' own tests train one, in a cache of their own.
+    """
     from pgn_tf.eval import digits_classifier, mnist_classifier
 
     path = str(tmp_path_factory.mktemp("pgn_tf_cache"))
-    for module in (digits_classifier, mnist_classifier):
-        kind = module.__name__.rsplit(".", 1)[1]
-        name = f"{kind}_v{module.VERSION}_seed0.weights.h5"
-        shipped = os.path.join(ROOT, "docs", "benchmark", *SHIPPED_CLASSIFIERS[kind], name)
+    for name, folder in (
+        (f"digits_classifier_v{digits_classifier.VERSION}_seed0.weights.h5", "remedy/e3"),
+        (f"mnist_classifier_v{mnist_classifier.VERSION}_seed0.weights.h5", "stacked_mnist"),
+    ):
+        shipped = os.path.join(ROOT, "docs", "benchmark", folder, name)
         if os.path.isfile(shipped):  # a bumped VERSION has no shipped weights yet: the tests train them
             shutil.copy(shipped, os.path.join(path, name))
     os.environ["PGN_TF_CACHE"] = path
